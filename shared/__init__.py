@@ -1,0 +1,1 @@
+"""Project-wide code that is not lesson content: data, test helpers, plots, benchmarks."""
