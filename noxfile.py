@@ -4,7 +4,9 @@ Every step folder ``steps/NN_name`` gets its own sessions, generated in the
 loop at the bottom:
 
 - ``test-NN``: the tests introduced at step NN or earlier, against that step's
-  ``npgrad`` (``-- --impl DIR`` tests a learner's workspace instead);
+  ``npgrad`` (``-- --impl DIR`` tests a learner's workspace instead). It does
+  not install torch: PyTorch parity tests skip with a reason unless torch is
+  there. The default ``test`` session installs it and requires them to run;
 - ``typecheck-NN``: ``mypy --strict`` on that step's package and its tests.
 
 Plain ``nox`` runs the default sessions: ``lint``, ``typecheck`` and ``test``
@@ -67,7 +69,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on every step, then on shared, the conftests and this file."""
-    install_groups(session, "typecheck")
+    install_groups(session, "typecheck", "reference")
     for step in STEPS:
         typecheck_step(session, step)
     latest_path = {"MYPYPATH": f"{STEPS[LATEST]}:{ROOT}"}
@@ -77,8 +79,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def test(session: nox.Session) -> None:
-    """Every step's tests, one process per step (each step is its own npgrad)."""
-    install_groups(session, "test")
+    """Every step's tests, one process per step, with PyTorch parity tests required to run."""
+    install_groups(session, "test", "reference")
+    session.env["NPGRAD_REQUIRE_TORCH"] = "1"
     for step in STEPS:
         run_step_tests(session, step, "-q", *session.posargs)
 
@@ -91,7 +94,7 @@ def make_step_sessions(step: int) -> None:
 
     @nox.session(name=f"typecheck-{step:02d}", default=False)
     def typecheck_one(session: nox.Session) -> None:
-        install_groups(session, "typecheck")
+        install_groups(session, "typecheck", "reference")
         typecheck_step(session, step)
 
     test_step.__doc__ = f"Tests of steps 01-{step:02d} against {STEPS[step].name}."
