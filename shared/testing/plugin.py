@@ -2,7 +2,8 @@
 
 ``pytest --step NN`` puts ``steps/NN_*`` first on ``sys.path`` and runs every
 test introduced at step NN or earlier; ``--impl DIR`` tests the ``npgrad``
-package in ``DIR`` (a learner's workspace) with the same selection. A test
+package in ``DIR`` (a learner's workspace) with the same selection, and
+``--new-only`` keeps only the tests introduced exactly at step NN. A test
 declares its step with ``pytest.mark.step(N)`` (usually once per module, as
 ``pytestmark``); ``step(N, last=M)`` retires a test after step M, for the few
 names a later lesson replaces. A test that declares no step is a collection
@@ -38,6 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="test the npgrad package inside DIR (a learner's workspace) instead of the step's own",
+    )
+    group.addoption(
+        "--new-only",
+        action="store_true",
+        default=False,
+        help="keep only the tests introduced exactly at the selected step (a learner's exercises)",
     )
     group.addoption(
         "--tooling",
@@ -130,6 +137,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.getoption("tooling"):
         return
     step = config.stash[_SELECTED_STEP]
+    new_only: bool = config.getoption("new_only")
     undeclared: list[str] = []
     selected: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
@@ -141,6 +149,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         first: int = mark.args[0]
         last: int | None = mark.kwargs.get("last")
         applies = first <= step and (last is None or step <= last)
+        if new_only:
+            applies = first == step
         (selected if applies else deselected).append(item)
     if undeclared:
         listed = "\n  ".join(undeclared)
