@@ -1,0 +1,96 @@
+"""Step 07: NoGrad / no_grad, the context manager that turns tracking off for a block."""
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from npgrad import NoGrad, Tensor, is_grad_enabled, no_grad, set_grad_enabled
+
+pytestmark = pytest.mark.step(7)
+
+
+@pytest.fixture(autouse=True)
+def tracking_back_on() -> Iterator[None]:
+    """Turn tracking back on after each test, so one broken NoGrad fails only its own tests."""
+    yield
+    set_grad_enabled(True)
+
+
+def test_no_grad_turns_tracking_off_inside_and_back_on_after() -> None:
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with NoGrad():
+        assert not is_grad_enabled()
+        b = a * 2
+    assert is_grad_enabled()
+    assert b.recipe is None
+    assert not b.requires_grad
+    c = a * 2
+    assert c.recipe is not None
+
+
+def test_no_grad_is_the_lower_case_alias() -> None:
+    assert no_grad is NoGrad
+    with no_grad():
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+
+
+def test_nested_no_grad_restores_each_level() -> None:
+    with NoGrad():
+        with NoGrad():
+            assert not is_grad_enabled()
+        assert not is_grad_enabled()  # the inner exit must not turn tracking back on
+    assert is_grad_enabled()
+
+
+def test_one_instance_entered_twice_restores_correctly() -> None:
+    context = NoGrad()
+    with context:
+        with context:
+            assert not is_grad_enabled()
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+
+
+def raise_inside_no_grad() -> None:
+    with NoGrad():
+        assert not is_grad_enabled()
+        raise ZeroDivisionError("inside the block")
+
+
+def test_no_grad_restores_tracking_after_an_exception() -> None:
+    with pytest.raises(ZeroDivisionError, match=r"inside the block"):
+        raise_inside_no_grad()  # the exception propagates: NoGrad does not swallow it
+    assert is_grad_enabled()
+
+
+def test_no_grad_restores_after_an_exception_in_a_nested_block() -> None:
+    with NoGrad():
+        with pytest.raises(ZeroDivisionError, match=r"inside the block"):
+            raise_inside_no_grad()
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+
+
+@pytest.mark.usefixtures("grad_tracking_off")
+def test_no_grad_inside_disabled_tracking_leaves_it_disabled() -> None:
+    with NoGrad():
+        assert not is_grad_enabled()
+    assert not is_grad_enabled()
+
+
+@pytest.mark.usefixtures("grad_tracking_off")
+def test_no_grad_restores_the_state_on_entry_not_a_fixed_value() -> None:
+    with NoGrad():
+        set_grad_enabled(True)  # the block flips the switch itself
+    assert not is_grad_enabled()  # back to the state on entry (off), not forced on
+
+
+def test_a_leaf_created_inside_no_grad_keeps_requires_grad() -> None:
+    with NoGrad():
+        a = Tensor(np.array([1.0]), requires_grad=True)
+    assert a.requires_grad
+    (a * 3).backward()
+    assert a.grad is not None
+    assert a.grad.item() == 3.0
