@@ -10,7 +10,13 @@ loop at the bottom:
 - ``typecheck-NN``: ``mypy --strict`` on that step's package and its tests.
 
 Plain ``nox`` runs the default sessions: ``lint``, ``typecheck`` and ``test``
-(every step, one process per step, in one environment).
+(every step, one process per step, in one environment), ``drift`` (neighbouring
+steps agree except where a README lists a change) and ``tooling`` (the tests of
+the learner and maintainer tools in ``shared/tools``). Per step there are also
+``diff-NN`` (what lesson NN changes) and ``exercise-NN -- DIR`` (a learner's
+workspace); ``propagate -- NN`` carries a fix in step NN into later steps.
+
+``nox -s train -- [options]`` trains step 08's MLP on MNIST (not a default session).
 """
 
 from pathlib import Path
@@ -29,7 +35,7 @@ LATEST = max(STEPS)
 # measured 4-50x slower, and results must not depend on thread count.
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-nox.options.sessions = ["lint", "typecheck", "test"]
+nox.options.sessions = ["lint", "typecheck", "test", "drift", "tooling"]
 nox.options.reuse_venv = "yes"
 
 
@@ -45,14 +51,27 @@ def step_test_files(step: int) -> list[str]:
 
 def run_step_tests(session: nox.Session, step: int, *pytest_args: str) -> None:
     """Run one step's test selection in its own interpreter."""
-    session.run("python", "-m", "pytest", "--step", str(step), *pytest_args, env=ONE_THREAD)
+    # `--impl DIR` is passed on as `--impl=DIR`: before the plugin that defines
+    # --impl is loaded, pytest takes a bare existing path such as /tmp/ws for a
+    # test path and moves its rootdir there, losing the project's conftest.
+    joined: list[str] = []
+    for arg in pytest_args:
+        if joined and joined[-1] == "--impl":
+            joined[-1] = f"--impl={arg}"
+        else:
+            joined.append(arg)
+    session.run("python", "-m", "pytest", "--step", str(step), *joined, env=ONE_THREAD)
 
 
 def typecheck_step(session: nox.Session, step: int) -> None:
-    """``mypy --strict`` on one step's package and the tests that step introduces."""
+    """``mypy --strict`` on one step's package, its scripts and the tests that step introduces.
+
+    The scripts are the ``.py`` files beside the package, such as step 08's ``train.py``.
+    """
     session.run(
         "mypy",
         str(STEPS[step] / "npgrad"),
+        *sorted(str(path) for path in STEPS[step].glob("*.py")),
         *step_test_files(step),
         env={"MYPYPATH": f"{STEPS[step]}:{ROOT}"},
     )
@@ -73,7 +92,7 @@ def typecheck(session: nox.Session) -> None:
     for step in STEPS:
         typecheck_step(session, step)
     latest_path = {"MYPYPATH": f"{STEPS[LATEST]}:{ROOT}"}
-    session.run("mypy", "shared", "conftest.py", "noxfile.py", env=latest_path)
+    session.run("mypy", "shared", "tests/tooling", "conftest.py", "noxfile.py", env=latest_path)
     session.run("mypy", "tests/conftest.py", env=latest_path)  # a second module named conftest
 
 
@@ -86,7 +105,70 @@ def test(session: nox.Session) -> None:
         run_step_tests(session, step, "-q", *session.posargs)
 
 
+TRAINING_STEP = 8
+
+
+@nox.session(default=False)
+def train(session: nox.Session) -> None:
+    """Train step 08's MLP on MNIST: ``nox -s train -- --epochs 1 --plot curves.png``.
+
+    Runs ``steps/08_training/train.py`` with the options after ``--`` (see its
+    ``--help``), with the repository root on ``PYTHONPATH`` for ``shared``.
+    """
+    install_groups(session, "train")
+    script = STEPS[TRAINING_STEP] / "train.py"
+    env = {**ONE_THREAD, "PYTHONPATH": str(ROOT)}
+    session.run("python", str(script), *session.posargs, env=env)
+
+
+@nox.session
+def drift(session: nox.Session) -> None:
+    """Neighbouring steps agree, except the changes each step's README lists (stdlib only)."""
+    session.run("python", "-m", "shared.tools.drift")
+
+
+@nox.session
+def tooling(session: nox.Session) -> None:
+    """Tests of the tooling: every step's exercise round trip, drift, propagate and diff."""
+    install_groups(session, "test", "typecheck")
+    session.run("python", "-m", "pytest", "--tooling", "tests/tooling", "-q", env=ONE_THREAD)
+
+
+@nox.session(default=False)
+def propagate(session: nox.Session) -> None:
+    """Carry the uncommitted change in step NN into every later step: ``-- NN [--until MM]``."""
+    session.run("python", "-m", "shared.tools.propagate", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """npgrad against hand-written NumPy and PyTorch; per-op cost; deep chains: ``-- --help``.
+
+    One process, one BLAS thread and one torch thread for every side. Prints a summary
+    with PASS/FAIL per target, writes ``out/bench.json`` and ``out/bench.png``, and exits
+    non-zero when a target fails (``-- --no-fail`` to only report).
+    """
+    install_groups(session, "bench")
+    env = {**ONE_THREAD, "PYTHONPATH": str(ROOT)}
+    session.run("python", "-m", "shared.bench", *session.posargs, env=env)
+
+
 def make_step_sessions(step: int) -> None:
+    @nox.session(name=f"exercise-{step:02d}", default=False)
+    def exercise(session: nox.Session) -> None:
+        # NumPy: the solution is imported to find the functions that run at import.
+        install_groups(session, "test")
+        session.run("python", "-m", "shared.tools.exercise", str(step), *session.posargs)
+
+    exercise.__doc__ = f"Write {STEPS[step].name} with its new code stubbed: ``-- DIR [--force]``."
+    if step != min(STEPS):
+
+        @nox.session(name=f"diff-{step:02d}", default=False)
+        def diff(session: nox.Session) -> None:
+            session.run("python", "-m", "shared.tools.diff", str(step))
+
+        diff.__doc__ = f"What {STEPS[step].name} changes: a summary, then the unified diff."
+
     @nox.session(name=f"test-{step:02d}", default=False)
     def test_step(session: nox.Session) -> None:
         install_groups(session, "test")

@@ -94,3 +94,15 @@ def test_the_result_keeps_numpys_dtype() -> None:
     a = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
     assert multiply(a, 2.0).array.dtype == np.float32
     assert log(a).array.dtype == np.float32
+
+
+def test_tensor_operators_call_the_wrapped_functions() -> None:
+    a = Tensor(np.array([np.e, 1.0]), requires_grad=True)
+    for out in (a * 2.0, 2.0 * a):
+        assert out.recipe is not None
+        assert out.recipe.func is np.multiply
+        assert_array_equal(out.array, [2 * np.e, 2.0])
+    logged = a.log()
+    assert logged.recipe is not None
+    assert logged.recipe.func is np.log
+    assert_array_equal(logged.array, [1.0, 0.0])

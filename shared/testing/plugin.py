@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from shared.steps import step_dir, step_dirs
 
@@ -60,7 +60,19 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.register_profile(
         "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
     )
-    settings.load_profile("ci" if os.environ.get("CI") else "npgrad")
+    # The tooling tests run workspaces full of stubs, which fail for every input:
+    # shrinking (and reporting each distinct failure) would only cost time, and a
+    # few examples suffice to reach a stub. A restored workspace is byte for byte
+    # the step itself, which the test sessions check with the full profile.
+    settings.register_profile(
+        "tooling",
+        parent=settings.get_profile("npgrad"),
+        max_examples=10,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        report_multiple_bugs=False,
+    )
+    profile = os.environ.get("NPGRAD_HYPOTHESIS_PROFILE")
+    settings.load_profile(profile or ("ci" if os.environ.get("CI") else "npgrad"))
     if config.getoption("tooling"):
         return
     selected = config.getoption("step")

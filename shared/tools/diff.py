@@ -1,0 +1,130 @@
+"""What one lesson changes: the previous step's folder against this one's.
+
+``python -m shared.tools.diff NN`` (``nox -s diff-NN``) prints a summary (each
+file added, removed or changed, with its added and removed line counts), then
+the whole change as a unified diff in the style of ``diff -ruN``: an added file
+appears as a diff from ``/dev/null``, so its full text is shown. Caches such as
+``__pycache__`` are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.steps import REPO_ROOT, STEPS_DIR, step_dir, step_dirs
+from shared.tools.source import previous_step, step_files
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file's change between two step folders."""
+
+    path: str
+    status: str  # "added", "removed" or "changed"
+    added: int
+    removed: int
+    diff: list[str]
+
+
+def _read_lines(path: Path) -> list[str] | None:
+    """The file's lines, or None for a file that is not UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return None
+
+
+def _label(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def compare_folders(before: Path, after: Path) -> list[FileChange]:
+    """Every file that differs between two step folders, in path order."""
+    old_files, new_files = set(step_files(before)), set(step_files(after))
+    changes: list[FileChange] = []
+    for path in sorted(old_files | new_files):
+        old_path, new_path = before / path, after / path
+        old_lines = _read_lines(old_path) if path in old_files else []
+        new_lines = _read_lines(new_path) if path in new_files else []
+        status = (
+            "added" if path not in old_files else "removed" if path not in new_files else "changed"
+        )
+        if old_lines is None or new_lines is None:  # binary: say so, like diff does
+            if status == "changed" and old_path.read_bytes() == new_path.read_bytes():
+                continue
+            note = f"Binary files {_label(old_path)} and {_label(new_path)} differ\n"
+            changes.append(FileChange(path, status, 0, 0, [note]))
+            continue
+        if old_lines == new_lines and status == "changed":
+            continue
+        diff = list(
+            difflib.unified_diff(
+                old_lines,
+                new_lines,
+                fromfile=_label(old_path) if path in old_files else "/dev/null",
+                tofile=_label(new_path) if path in new_files else "/dev/null",
+            )
+        )
+        added = sum(1 for line in diff[2:] if line.startswith("+"))
+        removed = sum(1 for line in diff[2:] if line.startswith("-"))
+        changes.append(FileChange(path, status, added, removed, diff))
+    return changes
+
+
+def render(before: Path, after: Path, changes: Sequence[FileChange]) -> Iterator[str]:
+    """The summary, then the diff, as lines of text."""
+    yield f"{_label(before)} -> {_label(after)}\n"
+    if not changes:
+        yield "no differences\n"
+        return
+    width = max(len(change.path) for change in changes)
+    for change in changes:
+        yield f"  {change.status:<8} {change.path:<{width}}  +{change.added} -{change.removed}\n"
+    counts = {status: sum(c.status == status for c in changes) for status in ("added", "removed")}
+    changed = len(changes) - counts["added"] - counts["removed"]
+    yield (
+        f"{len(changes)} file(s): {counts['added']} added, {counts['removed']} removed, "
+        f"{changed} changed; +{sum(c.added for c in changes)} -{sum(c.removed for c in changes)}"
+        " lines\n\n"
+    )
+    for change in changes:
+        for line in change.diff:
+            yield line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m shared.tools.diff NN``: the change from the previous step to step NN."""
+    parser = argparse.ArgumentParser(description="Show what step NN changes.")
+    parser.add_argument("step", type=int)
+    parser.add_argument("--steps-dir", type=Path, default=STEPS_DIR)
+    args = parser.parse_args(argv)
+    steps = step_dirs(args.steps_dir)
+    try:
+        after = step_dir(args.step, args.steps_dir)
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    before_number = previous_step(args.step, steps)
+    if before_number is None:
+        print(f"error: step {args.step:02d} is the first step: nothing to diff", file=sys.stderr)
+        return 2
+    before = steps[before_number]
+    try:
+        sys.stdout.writelines(render(before, after, compare_folders(before, after)))
+        sys.stdout.flush()
+    except BrokenPipeError:  # piped into `head` or a pager that quit: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter closes it at exit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,576 @@
+"""A learner's workspace: step NN with the code the lesson adds replaced by ``raise``.
+
+``python -m shared.tools.exercise NN DIR [--force]`` (``nox -s exercise-NN -- DIR``)
+copies step NN's ``npgrad`` package into ``DIR`` and replaces the body of every
+function and method that is new or changed since the previous step with
+``raise NotImplementedError("step NN: implement <qualname> (<file>)")``. What
+counts as new or changed comes from the code itself (see ``shared.tools.source``),
+so there are no markers to maintain. The rules:
+
+- Signatures, decorators, annotations and docstrings stay; the docstring stays
+  the first statement, then comes the ``raise``.
+- ``@overload`` signatures and bodies that are already empty (``...``, ``pass``,
+  a docstring alone) or already only ``raise NotImplementedError`` (Protocol
+  methods, abstract methods) are left alone: there is nothing to implement.
+- Functions that run while ``import npgrad`` executes (found by importing the
+  solution in a subprocess under ``sys.setprofile``) cannot raise, or the
+  workspace would not import. When such a function returns a nested function
+  (a closure factory such as ``wrap_forward_fn``), the nested function is the
+  exercise instead; otherwise its body is given and the workspace README says so.
+- A stubbed method keeps the attribute declarations mypy needs: each
+  ``self.x: T = ...`` (or ``self.x = param`` of an annotated parameter) that
+  no other code of the class assigns becomes ``self.x: T`` before the
+  ``raise``, so the workspace still passes ``mypy --strict``.
+
+``--restore [QUALNAME ...]`` puts the solution's bodies back (all of them, or
+the named exercises): a learner can give up on one exercise, and the tooling
+tests prove that the stubs replaced exactly the bodies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.steps import STEPS_DIR, step_dir, step_dirs
+from shared.tools.source import (
+    IGNORED_NAMES,
+    FunctionNode,
+    Module,
+    SourceText,
+    docstring_summary,
+    is_overload,
+    own_statements,
+    parse_module,
+    previous_step,
+    step_modules,
+)
+
+PACKAGE = "npgrad"
+
+
+class WorkspaceNotEmptyError(Exception):
+    """The target directory holds files and ``--force`` was not given."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One function or method whose body the learner writes."""
+
+    step: int
+    path: str
+    qualname: str
+    summary: str
+    line: int
+
+    @property
+    def message(self) -> str:
+        """What the stub raises: names the step, the function and its file."""
+        return f"step {self.step:02d}: implement {self.qualname} ({self.path})"
+
+
+@dataclass(frozen=True)
+class Given:
+    """A new or changed function whose body the workspace keeps, and why."""
+
+    path: str
+    qualname: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the workspace of one step stubs and what it gives."""
+
+    step: int
+    folder: Path
+    previous: Path | None
+    exercises: tuple[Exercise, ...]
+    given: tuple[Given, ...]
+
+
+# Run in a fresh interpreter: records (file, co_qualname) of every function of
+# the package that is called while ``import npgrad`` executes (sys.setprofile
+# sees every Python-level call, including those made by decorators and by
+# module-level registrations), and the order in which the package's modules
+# finish executing: a module finishes after the modules it needs.
+_TRACE_SCRIPT = """
+import json, os, sys
+root = os.path.abspath(sys.argv[1])
+package = os.path.join(root, "npgrad") + os.sep
+called, finished = set(), []
+
+def profile(frame, event, arg):
+    code = frame.f_code
+    if not code.co_filename.startswith(package):
+        return
+    path = os.path.relpath(code.co_filename, root).replace(os.sep, "/")
+    if event == "call":
+        called.add((path, code.co_qualname))
+    elif event == "return" and code.co_qualname == "<module>" and path not in finished:
+        finished.append(path)
+
+sys.path.insert(0, root)
+sys.setprofile(profile)
+import npgrad
+sys.setprofile(None)
+print(json.dumps({"called": sorted(called), "finished": finished}))
+"""
+
+
+@dataclass(frozen=True)
+class ImportTrace:
+    """What ``import npgrad`` runs: functions as ``(file, qualname)``, and module order."""
+
+    called: frozenset[tuple[str, str]]
+    finished: tuple[str, ...]
+
+
+def trace_import(folder: Path) -> ImportTrace:
+    """Import ``folder``'s package in a subprocess and report what ran."""
+    result = subprocess.run(
+        [sys.executable, "-c", _TRACE_SCRIPT, str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"importing npgrad from {folder} failed:\n{result.stderr}")
+    report = json.loads(result.stdout)
+    called = frozenset((path, qualname) for path, qualname in report["called"])
+    return ImportTrace(called, tuple(report["finished"]))
+
+
+def implementation(nodes: Sequence[FunctionNode]) -> FunctionNode | None:
+    """The ``def`` with a real body among a name's definitions (not an ``@overload``)."""
+    real = [node for node in nodes if not is_overload(node)]
+    return real[-1] if real else None
+
+
+def _has_docstring(node: FunctionNode) -> bool:
+    first = node.body[0]
+    return (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    )
+
+
+def _code_statements(node: FunctionNode) -> list[ast.stmt]:
+    return node.body[1:] if _has_docstring(node) else node.body
+
+
+def is_trivial(node: FunctionNode) -> bool:
+    """True for a body with nothing to implement: empty, ``...``, ``pass`` or a bare raise.
+
+    A bare raise is ``raise NotImplementedError`` with or without a message, as
+    in an abstract method.
+    """
+    code = _code_statements(node)
+    if not code:
+        return True
+    if len(code) > 1:
+        return False
+    statement = code[0]
+    if isinstance(statement, ast.Pass):
+        return True
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+        return statement.value.value is Ellipsis
+    if isinstance(statement, ast.Raise) and statement.exc is not None:
+        raised = statement.exc.func if isinstance(statement.exc, ast.Call) else statement.exc
+        return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+    return False
+
+
+def _returned_nested_functions(node: FunctionNode) -> list[str]:
+    """Names of the functions defined inside ``node`` that ``node`` returns."""
+    statements = own_statements(node)
+    nested = {
+        statement.name
+        for statement in statements
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    returned = {
+        statement.value.id
+        for statement in statements
+        if isinstance(statement, ast.Return) and isinstance(statement.value, ast.Name)
+    }
+    return sorted(nested & returned)
+
+
+def _package_modules(folder: Path | None) -> dict[str, Module]:
+    if folder is None:
+        return {}
+    return {
+        path: module
+        for path, module in step_modules(folder).items()
+        if path.startswith(PACKAGE + "/")
+    }
+
+
+def _text(module: Module | None, qualname: str) -> str | None:
+    """The compared text of one function (nested ones included), or None if absent."""
+    nodes = None if module is None else module.functions().get(qualname)
+    return None if module is None or nodes is None else module.function_text(nodes)
+
+
+def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
+    """Which functions of step ``step`` become exercises and which are given."""
+    steps = step_dirs(steps_dir)
+    folder = step_dir(step, steps_dir)
+    before = previous_step(step, steps)
+    previous = steps[before] if before is not None else None
+    old_modules = _package_modules(previous)
+    trace = trace_import(folder)
+    calls = trace.called
+    exercises: list[Exercise] = []
+    given: list[Given] = []
+    for path, module in _package_modules(folder).items():
+        old = old_modules.get(path)
+        functions = module.functions()
+        for qualname, nodes in functions.items():
+            if "<locals>" in qualname:
+                continue  # a nested function is an exercise only through its closure factory
+            node = implementation(nodes)
+            if node is None or is_trivial(node) or _text(module, qualname) == _text(old, qualname):
+                continue
+            if (path, qualname) not in calls:
+                exercises.append(
+                    Exercise(step, path, qualname, docstring_summary(node), node.lineno)
+                )
+                continue
+            inner_exercises = []
+            for name in _returned_nested_functions(node):
+                inner = f"{qualname}.<locals>.{name}"
+                inner_node = implementation(functions[inner])
+                if (
+                    inner_node is None
+                    or (path, inner) in calls
+                    or is_trivial(inner_node)
+                    or _text(module, inner) == _text(old, inner)
+                ):
+                    continue
+                summary = docstring_summary(inner_node) or (
+                    f"the function {qualname} returns: {docstring_summary(node)}"
+                )
+                inner_exercises.append(Exercise(step, path, inner, summary, inner_node.lineno))
+            if inner_exercises:
+                exercises += inner_exercises
+            else:
+                given.append(Given(path, qualname, node.lineno, "runs while the package imports"))
+    # In dependency order: modules in the order they finish importing (a module
+    # finishes after those it needs), then in source order within a module.
+    rank = {path: index for index, path in enumerate(trace.finished)}
+    exercises.sort(key=lambda e: (rank.get(e.path, len(rank)), e.path, e.line))
+    given.sort(key=lambda g: (rank.get(g.path, len(rank)), g.path, g.line))
+    return Plan(step, folder, previous, tuple(exercises), tuple(given))
+
+
+# --- rewriting bodies -------------------------------------------------------------------
+
+Span = tuple[tuple[int, int], tuple[int, int]]
+
+
+def body_span(node: FunctionNode) -> Span | None:
+    """Where a function's code is: from its first statement after the docstring to its end."""
+    code = _code_statements(node)
+    if not code:
+        return None
+    first, last = code[0], code[-1]
+    start = (first.lineno, first.col_offset)
+    if isinstance(first, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        # A decorated statement starts at its first decorator (the column before the "@").
+        for decorator in first.decorator_list:
+            start = min(start, (decorator.lineno, decorator.col_offset - 1))
+    assert last.end_lineno is not None
+    assert last.end_col_offset is not None
+    return start, (last.end_lineno, last.end_col_offset)
+
+
+def _replace(text: SourceText, edits: Iterable[tuple[Span, str]]) -> str:
+    """Apply non-overlapping ``(span, new text)`` edits to a source."""
+    data = text.data
+    for (start, end), new in sorted(edits, key=lambda edit: edit[0], reverse=True):
+        data = data[: text.offset(*start)] + new.encode("utf-8") + data[text.offset(*end) :]
+    return data.decode("utf-8")
+
+
+def _indentation(text: SourceText, start: tuple[int, int]) -> str | None:
+    """The whitespace before ``start`` on its line, or None if code precedes it there."""
+    line = text.lines[start[0] - 1][: start[1]].decode("utf-8")
+    return line if not line.strip() else None
+
+
+def _self_attributes(node: FunctionNode) -> list[tuple[str, ast.expr | None]]:
+    """``(name, annotation)`` per ``self.name`` assignment; the annotation may be unknown."""
+    arguments = node.args.posonlyargs + node.args.args
+    if not arguments:
+        return []
+    self_name = arguments[0].arg
+    annotated_parameters = {
+        argument.arg: argument.annotation
+        for argument in arguments + node.args.kwonlyargs
+        if argument.annotation is not None
+    }
+    found: list[tuple[str, ast.expr | None]] = []
+    for statement in own_statements(node):
+        targets: list[ast.expr] = []
+        annotation: ast.expr | None = None
+        if isinstance(statement, ast.AnnAssign):
+            targets, annotation = [statement.target], statement.annotation
+        elif isinstance(statement, ast.Assign | ast.AugAssign):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            value = statement.value
+            if isinstance(value, ast.Name) and value.id in annotated_parameters:
+                annotation = annotated_parameters[value.id]
+        for target in targets:
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == self_name
+            ):
+                found.append((target.attr, annotation))
+    return found
+
+
+def _declarations(
+    module: Module, qualname: str, node: FunctionNode, stubbed: set[str], declared: set[str]
+) -> list[str]:
+    """``self.x: T`` lines that keep the attributes a stubbed method defines visible to mypy.
+
+    Only for attributes nothing else in the class assigns (a second declaration
+    would be an error of its own); ``declared`` collects what is already emitted.
+    """
+    class_name, _, _ = qualname.rpartition(".")
+    cls = module.classes().get(class_name)
+    if cls is None:
+        return []
+    elsewhere: set[str] = set()
+    for statement in cls.body:
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            elsewhere.add(statement.target.id)
+        elif isinstance(statement, ast.Assign):
+            elsewhere |= {target.id for target in statement.targets if isinstance(target, ast.Name)}
+        elif (
+            isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
+            and f"{class_name}.{statement.name}" not in stubbed
+        ):
+            elsewhere |= {name for name, _ in _self_attributes(statement)}
+    lines: list[str] = []
+    for name, annotation in _self_attributes(node):
+        if name in elsewhere or name in declared or annotation is None:
+            continue
+        declared.add(name)
+        self_name = (node.args.posonlyargs + node.args.args)[0].arg
+        lines.append(f"{self_name}.{name}: {module.text.segment(annotation)}")
+    return lines
+
+
+def stub_module(module: Module, exercises: Sequence[Exercise]) -> str:
+    """The module's source with the body of each exercise replaced by its ``raise``."""
+    functions = module.functions()
+    stubbed = {exercise.qualname for exercise in exercises}
+    declared_per_class: dict[str, set[str]] = {}
+    edits: list[tuple[Span, str]] = []
+    for exercise in exercises:
+        node = implementation(functions[exercise.qualname])
+        assert node is not None
+        span = body_span(node)
+        assert span is not None  # a trivial body is never an exercise
+        declared = declared_per_class.setdefault(exercise.qualname.rpartition(".")[0], set())
+        statements = _declarations(module, exercise.qualname, node, stubbed, declared)
+        statements.append(f"raise NotImplementedError({json.dumps(exercise.message)})")
+        indent = _indentation(module.text, span[0])
+        separator = "\n" + indent if indent is not None else "; "
+        edits.append((span, separator.join(statements)))
+    return _replace(module.text, edits)
+
+
+def restore_module(workspace: Module, solution: Module, qualnames: Iterable[str]) -> str:
+    """The workspace module with the named functions' code taken from the solution."""
+    mine, theirs = workspace.functions(), solution.functions()
+    edits: list[tuple[Span, str]] = []
+    for qualname in qualnames:
+        if qualname not in mine:
+            raise LookupError(f"{workspace.path} has no function {qualname} to restore")
+        node, original = implementation(mine[qualname]), implementation(theirs[qualname])
+        assert node is not None
+        assert original is not None
+        span, original_span = body_span(node), body_span(original)
+        if span is None or original_span is None:
+            raise ValueError(f"{qualname} in {workspace.path} has no body to replace")
+        edits.append((span, solution.text.between(*original_span)))
+    return _replace(workspace.text, edits)
+
+
+# --- the workspace ----------------------------------------------------------------------
+
+
+def _ignore_caches(directory: str, names: list[str]) -> set[str]:
+    return {name for name in names if name in IGNORED_NAMES or name.endswith(".pyc")}
+
+
+def write_workspace(
+    step: int, dest: Path, force: bool = False, steps_dir: Path = STEPS_DIR
+) -> Plan:
+    """Write step ``step``'s exercise workspace into ``dest``; return what it stubs.
+
+    A ``dest`` that holds anything is refused unless ``force``; with ``force``,
+    ``dest/npgrad`` is replaced and ``dest/README.md`` overwritten, and other
+    files in ``dest`` are left alone.
+    """
+    if dest.exists() and not dest.is_dir():
+        raise WorkspaceNotEmptyError(f"{dest} exists and is not a directory")
+    if dest.is_dir() and any(dest.iterdir()) and not force:
+        raise WorkspaceNotEmptyError(
+            f"{dest} is not empty: choose an empty or new directory, or pass --force "
+            f"to replace {dest / PACKAGE} and {dest / 'README.md'}"
+        )
+    plan = plan_exercises(step, steps_dir)
+    package = dest / PACKAGE
+    if package.exists():
+        shutil.rmtree(package)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(plan.folder / PACKAGE, package, ignore=_ignore_caches)
+    by_file: dict[str, list[Exercise]] = {}
+    for exercise in plan.exercises:
+        by_file.setdefault(exercise.path, []).append(exercise)
+    for path, exercises in by_file.items():
+        module = parse_module(plan.folder, path)
+        (dest / path).write_text(stub_module(module, exercises), encoding="utf-8")
+    (dest / "README.md").write_text(workspace_readme(plan, dest), encoding="utf-8")
+    return plan
+
+
+def restore(
+    workspace: Path,
+    step: int,
+    qualnames: Iterable[str] | None = None,
+    steps_dir: Path = STEPS_DIR,
+    plan: Plan | None = None,
+) -> list[Exercise]:
+    """Put the solution's code back into a workspace: every exercise, or the named ones.
+
+    ``plan`` saves re-planning (which imports the solution) when the caller has it.
+    """
+    plan = plan if plan is not None else plan_exercises(step, steps_dir)
+    wanted = None if qualnames is None else set(qualnames)
+    chosen = [e for e in plan.exercises if wanted is None or e.qualname in wanted]
+    if wanted is not None and (unknown := wanted - {e.qualname for e in chosen}):
+        raise LookupError(f"not exercises of step {step:02d}: {', '.join(sorted(unknown))}")
+    by_file: dict[str, list[str]] = {}
+    for exercise in chosen:
+        by_file.setdefault(exercise.path, []).append(exercise.qualname)
+    for path, names in by_file.items():
+        mine, theirs = parse_module(workspace, path), parse_module(plan.folder, path)
+        (workspace / path).write_text(restore_module(mine, theirs, names), encoding="utf-8")
+    return chosen
+
+
+def workspace_readme(plan: Plan, dest: Path) -> str:
+    """The workspace's README: the exercises in order and how to test them."""
+    number = f"{plan.step:02d}"
+    name = plan.folder.name
+    since = f"since {plan.previous.name}" if plan.previous is not None else "(the first step)"
+    rows = "\n".join(
+        f"| {index} | `{e.path}` | `{e.qualname}` | {e.summary or '(no docstring)'} |"
+        for index, e in enumerate(plan.exercises, start=1)
+    )
+    given = (
+        "\n".join(f"- `{g.qualname}` (`{g.path}`): given: {g.reason}." for g in plan.given)
+        or "- nothing: every new or changed function is an exercise."
+    )
+    return f"""# Workspace for step {number}: {name}
+
+This is step {number}'s `npgrad` package with the body of every function and
+method that is new or changed {since} replaced by
+`raise NotImplementedError("step {number}: implement <name> (<file>)")`.
+Signatures, type annotations and docstrings are kept. Read the lesson first:
+`steps/{name}/README.md`.
+
+## Exercises, in order
+| # | File | Implement | What it does |
+|---|---|---|---|
+{rows}
+
+## Given
+{given}
+
+A function that runs while `import npgrad` executes (a registration, a
+constructor of a module-level object) cannot be stubbed, or the package would
+not import; its body is given. When such a function returns a nested function
+(a closure factory), the nested function is the exercise instead.
+`@overload` signatures and bodies that are only `...` (Protocol methods) are
+never exercises.
+
+## Test your work
+From the repository root:
+
+```sh
+nox -s test-{number} -- --impl {dest} --new-only   # only the tests step {number} adds
+nox -s test-{number} -- --impl {dest}              # every test of steps 01-{number}
+```
+
+Then compare with the solution: `diff -ru {dest}/npgrad steps/{name}/npgrad`
+(or `nox -s diff-{number}` for what the lesson changed). Stuck on one exercise?
+`python -m shared.tools.exercise {number} {dest} --restore <name>` puts the
+solution of that one function back.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m shared.tools.exercise NN DIR [--force] [--restore [NAME ...]]``."""
+    parser = argparse.ArgumentParser(
+        prog="nox -s exercise-NN --",
+        description="Write step NN's exercise workspace into DIR.",
+    )
+    parser.add_argument("step", type=int, help="the step number, such as 05")
+    parser.add_argument("dir", type=Path, help="the workspace directory to write")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR (replaces DIR/npgrad and DIR/README.md)",
+    )
+    parser.add_argument(
+        "--restore",
+        nargs="*",
+        metavar="NAME",
+        default=None,
+        help="instead, put the solution back into DIR: every exercise, or the named ones",
+    )
+    args = parser.parse_args(argv)
+    dest: Path = args.dir.expanduser().resolve()
+    try:
+        if args.restore is not None:
+            restored = restore(dest, args.step, args.restore or None)
+            print(f"restored {len(restored)} function(s) in {dest}:")
+            for exercise in restored:
+                print(f"  {exercise.path}: {exercise.qualname}")
+            return 0
+        plan = write_workspace(args.step, dest, force=args.force)
+    except WorkspaceNotEmptyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote the step {args.step:02d} workspace to {dest}: {len(plan.exercises)} exercises")
+    for index, exercise in enumerate(plan.exercises, start=1):
+        print(f"  {index:2d}. {exercise.path}: {exercise.qualname}")
+    for item in plan.given:
+        print(f"  given: {item.path}: {item.qualname} ({item.reason})")
+    print(f"read {dest / 'README.md'}, then: nox -s test-{args.step:02d} -- --impl {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

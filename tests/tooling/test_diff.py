@@ -1,0 +1,74 @@
+"""``nox -s diff-NN``: a summary, then the unified diff from the previous step."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.steps import REPO_ROOT, step_dirs
+from shared.tools.diff import compare_folders
+
+pytestmark = pytest.mark.tooling
+
+STEPS = sorted(step_dirs())
+
+
+@pytest.mark.parametrize("step", STEPS[1:], ids=[f"step{step:02d}" for step in STEPS[1:]])
+def test_diff_of_every_step_prints_a_summary_then_the_diff(step: int) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.tools.diff", str(step)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    before, after = step_dirs()[STEPS[STEPS.index(step) - 1]], step_dirs()[step]
+    changes = compare_folders(before, after)
+    assert changes, "a step that changes nothing"
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"steps/{before.name} -> steps/{after.name}"
+    for change in changes:
+        assert any(
+            line.split() == [change.status, change.path, f"+{change.added}", f"-{change.removed}"]
+            for line in lines[1 : len(changes) + 1]
+        ), change.path
+    assert "__pycache__" not in result.stdout
+    assert f"+++ steps/{after.name}/" in result.stdout
+
+
+def test_diff_counts_added_removed_and_changed_files(tmp_path: Path) -> None:
+    before, after = tmp_path / "01_a", tmp_path / "02_b"
+    for folder in (before, after):
+        (folder / "__pycache__").mkdir(parents=True)
+        (folder / "__pycache__" / "x.pyc").write_bytes(bytes(range(256)))
+        (folder / "same.py").write_text("x = 1\n")
+    (before / "old.py").write_text("a = 1\nb = 2\n")
+    (before / "edit.py").write_text("one\ntwo\nthree\n")
+    (after / "edit.py").write_text("one\n2\nthree\nfour\n")
+    (after / "new.py").write_text("c = 3\n")
+    changes = {change.path: change for change in compare_folders(before, after)}
+    assert set(changes) == {"edit.py", "new.py", "old.py"}
+    assert (changes["edit.py"].status, changes["edit.py"].added, changes["edit.py"].removed) == (
+        "changed",
+        2,
+        1,
+    )
+    assert (changes["new.py"].status, changes["new.py"].added) == ("added", 1)
+    assert changes["new.py"].diff[0].startswith("--- /dev/null")
+    assert (changes["old.py"].status, changes["old.py"].removed) == ("removed", 2)
+
+
+def test_the_first_step_has_no_diff() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.tools.diff", str(STEPS[0])],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "first step" in result.stderr

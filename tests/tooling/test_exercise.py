@@ -1,0 +1,219 @@
+"""The exercise workspace of every step: stubs that fail the right way, and a clean round trip."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from shared.steps import REPO_ROOT, step_dirs
+from shared.tools.exercise import restore, write_workspace
+from shared.tools.roundtrip import check_coverage, run_tests
+from shared.tools.source import step_files
+
+pytestmark = pytest.mark.tooling
+
+STEPS = sorted(step_dirs())
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[f"step{step:02d}" for step in STEPS])
+def test_exercise_round_trip(step: int, tmp_path: Path) -> None:
+    """Stubs fail only with their own NotImplementedError, each is reached, restoring passes."""
+    workspace = tmp_path / "workspace"
+    plan = write_workspace(step, workspace)
+    assert plan.exercises, f"step {step:02d} has nothing to implement"
+
+    # One stub can hide another, so they are peeled off a layer at a time: the
+    # stubs each run names are restored, and the tests run again.
+    coverage = check_coverage(step, workspace)
+    # The learner's first run: only this step's tests, and they fail.
+    first = coverage.first
+    assert first is not None
+    assert first.returncode == 1, first.output[-3000:]
+    assert first.failures
+    assert all(f"test_{step:02d}_" in test for test in first.tests), first.tests
+    # Every failure of every run is a stub's NotImplementedError: no ImportError,
+    # TypeError or collection error.
+    assert not coverage.unexpected, coverage.unexpected
+    # Each stubbed function fails at least one test.
+    assert not coverage.unreached, f"no test reaches {coverage.unreached}"
+
+    restore(workspace, step, plan=plan)
+    solution = step_dirs()[step] / "npgrad"
+    for path in step_files(solution):
+        assert filecmp.cmp(solution / path, workspace / "npgrad" / path, shallow=False), path
+    # Byte for byte the step itself (checked thoroughly by `nox -s test-NN`); a quick run.
+    final = run_tests(step, workspace, extra=["-x"])
+    assert final.returncode == 0, final.output[-3000:]
+    assert not final.failures
+
+
+@pytest.fixture(scope="module")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for every workspace: NumPy's stubs are analysed once."""
+    return tmp_path_factory.mktemp("mypy_cache")
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[f"step{step:02d}" for step in STEPS])
+def test_workspace_passes_mypy_strict(step: int, tmp_path: Path, mypy_cache: Path) -> None:
+    write_workspace(step, tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--config-file",
+            str(REPO_ROOT / "mypy.ini"),
+            "--cache-dir",
+            str(mypy_cache),
+            str(tmp_path / "npgrad"),
+        ],
+        env={**os.environ, "MYPYPATH": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _run_exercise(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shared.tools.exercise", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_exercise_refuses_a_non_empty_directory_without_force(tmp_path: Path) -> None:
+    step = f"{STEPS[-1]:02d}"
+    (tmp_path / "notes.txt").write_text("mine\n", encoding="utf-8")
+    refused = _run_exercise(step, str(tmp_path))
+    assert refused.returncode == 2
+    assert "not empty" in refused.stderr
+    assert "--force" in refused.stderr
+    assert not (tmp_path / "npgrad").exists()
+    forced = _run_exercise(step, str(tmp_path), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "npgrad" / "__init__.py").is_file()
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine\n"
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert f"nox -s test-{step} -- --impl {tmp_path}" in readme
+    assert "--new-only" in readme
+
+
+# --- the stubbing rules, on a small package made for them -------------------------------
+
+_BEFORE = """
+def kept(x: int) -> int:
+    return x + 1
+"""
+
+_AFTER = '''
+from collections.abc import Callable
+from typing import Protocol, overload
+
+
+def kept(x: int) -> int:
+    return x + 1
+
+
+class Getter(Protocol):
+    def __call__(self, key: str, /) -> int: ...
+
+
+class Box:
+    """A box."""
+
+    def __init__(self, size: int, label: str) -> None:
+        self.size = size
+        self.items: list[int] = []
+        self.label = label.upper()
+
+    def describe(self) -> str:
+        return f"{self.label}: {len(self.items)} of {self.size}"
+
+    @overload
+    def get(self) -> list[int]: ...
+    @overload
+    def get(self, index: int) -> int: ...
+    def get(self, index: int | None = None) -> list[int] | int:
+        """The items, or one of them."""
+        return self.items if index is None else self.items[index]
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.entries: dict[str, int] = {}
+
+    def add(self, name: str, value: int) -> None:
+        self.entries[name] = value
+
+
+def make_adder(amount: int) -> Callable[[int], int]:
+    """Return a function that adds ``amount``."""
+
+    def add(x: int) -> int:
+        return x + amount
+
+    return add
+
+
+REGISTRY = Registry()
+REGISTRY.add("one", 1)
+add_two = make_adder(2)
+'''
+
+
+def _make_steps(root: Path) -> Path:
+    steps = root / "steps"
+    for name, source in (("01_first", _BEFORE), ("02_second", _AFTER)):
+        package = steps / name / "npgrad"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("from npgrad.core import *  # noqa: F403\n")
+        (package / "core.py").write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+    return steps
+
+
+def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
+    steps = _make_steps(tmp_path)
+    workspace = tmp_path / "workspace"
+    plan = write_workspace(2, workspace, steps_dir=steps)
+    names = [exercise.qualname for exercise in plan.exercises]
+    assert names == [
+        "Box.__init__",
+        "Box.describe",
+        "Box.get",
+        "make_adder.<locals>.add",
+    ]
+    assert [item.qualname for item in plan.given] == ["Registry.__init__", "Registry.add"]
+    source = (workspace / "npgrad" / "core.py").read_text(encoding="utf-8")
+    assert "def kept(x: int) -> int:\n    return x + 1" in source  # unchanged: no exercise
+    assert "def __call__(self, key: str, /) -> int: ..." in source  # Protocol stub kept
+    assert "def get(self) -> list[int]: ..." in source  # overload kept
+    # The docstring stays first; the stub names the step, the function and the file.
+    assert (
+        '"""The items, or one of them."""\n        raise NotImplementedError('
+        '"step 02: implement Box.get (npgrad/core.py)")'
+    ) in source
+    # The closure factory runs at import: its returned function is the exercise.
+    assert "    return add\n" in source
+    assert 'raise NotImplementedError("step 02: implement make_adder.<locals>.add' in source
+    # Attributes only the stubbed __init__ assigned stay declared for mypy.
+    assert "self.size: int\n        self.items: list[int]\n        raise" in source
+    assert "self.label" not in source.split("def describe")[0]  # its type is unknown: left out
+    readme = (workspace / "README.md").read_text(encoding="utf-8")
+    assert "`Registry.add` (`npgrad/core.py`): given: runs while the package imports" in readme
+    assert "| 3 | `npgrad/core.py` | `Box.get` | The items, or one of them. |" in readme
+    restore(workspace, 2, steps_dir=steps)
+    assert (workspace / "npgrad" / "core.py").read_bytes() == (
+        steps / "02_second" / "npgrad" / "core.py"
+    ).read_bytes()
