@@ -1,0 +1,291 @@
+"""Backward functions: the local gradient of each operation, written in NumPy.
+
+For an operation ``out = f(x, y, ...)``, the backward function for argument
+``x`` receives ``grad_out`` (the gradient of the final value with respect to
+``out``, shaped like ``out``), the forward output ``out`` and every forward
+input, and returns the gradient of the final value with respect to ``x``. That
+is the chain rule for one link: local derivative times the gradient from above.
+"""
+
+import numpy as np
+
+from npgrad.arrays import Arr
+
+
+def unbroadcast(broadcasted: Arr, original: Arr) -> Arr:
+    """Sum ``broadcasted`` back down to the shape of ``original``.
+
+    Broadcasting copies an input along the dimensions it was stretched over, so
+    the gradient of that input is the sum over those dimensions: first the
+    dimensions NumPy prepended, then (keeping them) each dimension where
+    ``original`` has size 1 and ``broadcasted`` does not.
+    Shapes: ``original`` must broadcast to ``broadcasted.shape``; the result has
+    ``original.shape``.
+    """
+    n_prepended = broadcasted.ndim - original.ndim
+    if n_prepended < 0:
+        raise ValueError(
+            f"cannot unbroadcast shape {broadcasted.shape} to {original.shape}: "
+            "the gradient has fewer dimensions than the input it belongs to"
+        )
+    if n_prepended > 0:
+        broadcasted = broadcasted.sum(axis=tuple(range(n_prepended)))
+    stretched = tuple(
+        axis
+        for axis, (before, after) in enumerate(zip(original.shape, broadcasted.shape, strict=True))
+        if before == 1 and after != 1
+    )
+    if stretched:
+        broadcasted = broadcasted.sum(axis=stretched, keepdims=True)
+    if broadcasted.shape != original.shape:
+        raise ValueError(
+            f"cannot unbroadcast to shape {original.shape}: "
+            f"shape {original.shape} does not broadcast to the gradient's shape"
+        )
+    return broadcasted
+
+
+def log_back(grad_out: Arr, out: Arr, x: Arr) -> Arr:
+    """Gradient with respect to ``x`` of ``out = log(x)``: ``grad_out / x``.
+
+    Shapes: ``grad_out``, ``out`` and ``x`` all share ``x``'s shape.
+    """
+    return grad_out / x
+
+
+def multiply_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
+    """Gradient with respect to ``x`` (argument 0) of ``out = x * y``: ``grad_out * y``.
+
+    Shapes: ``x`` and ``y`` broadcast together (``y`` may be a Python float);
+    ``grad_out`` has the broadcast shape, the result ``x``'s shape.
+    """
+    return unbroadcast(grad_out * y, x)
+
+
+def multiply_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
+    """Gradient with respect to ``y`` (argument 1) of ``out = x * y``: ``grad_out * x``.
+
+    Shapes: ``x`` and ``y`` broadcast together (``x`` may be a Python float);
+    ``grad_out`` has the broadcast shape, the result ``y``'s shape.
+    """
+    return unbroadcast(grad_out * x, y)
+
+
+def forward_and_back(a: Arr, b: Arr, c: Arr) -> tuple[Arr, Arr, Arr]:
+    """Gradients of ``g`` with respect to ``a``, ``b`` and ``c``, by hand.
+
+    The graph is ``d = a * b; e = log(c); f = d * e; g = log(f)``. Backward
+    starts from dg/dg = 1 and visits each node after every node that uses it,
+    so each backward function receives a finished gradient.
+    """
+    d = a * b
+    e = np.log(c)
+    f = d * e
+    g = np.log(f)
+
+    dg_dg = np.ones_like(g)
+    dg_df = log_back(dg_dg, g, f)
+    dg_dd = multiply_back0(dg_df, f, d, e)
+    dg_de = multiply_back1(dg_df, f, d, e)
+    dg_da = multiply_back0(dg_dd, d, a, b)
+    dg_db = multiply_back1(dg_dd, d, a, b)
+    dg_dc = log_back(dg_de, e, c)
+    return dg_da, dg_db, dg_dc
+
+
+# --- step 06: the operations an MLP needs ------------------------------------------------
+
+
+def negative_back(grad_out: Arr, out: Arr, x: Arr) -> Arr:
+    """Gradient with respect to ``x`` of ``out = -x``: ``-grad_out``.
+
+    Shapes: ``grad_out``, ``out`` and ``x`` all share ``x``'s shape.
+    """
+    return -grad_out
+
+
+def exp_back(grad_out: Arr, out: Arr, x: Arr) -> Arr:
+    """Gradient with respect to ``x`` of ``out = exp(x)``: ``grad_out * out``.
+
+    The derivative of exp is exp itself, which the forward pass already
+    computed: reuse ``out`` instead of calling ``np.exp(x)`` again.
+    Shapes: ``grad_out``, ``out`` and ``x`` all share ``x``'s shape.
+    """
+    return grad_out * out
+
+
+def reshape_back(grad_out: Arr, out: Arr, x: Arr, shape: tuple[int, ...]) -> Arr:
+    """Gradient with respect to ``x`` of ``out = reshape(x, shape)``: ``grad_out`` reshaped back.
+
+    Reshaping moves no value, so each element's gradient just moves back.
+    Shapes: ``grad_out`` has ``out``'s shape, the result ``x``'s shape.
+    """
+    return grad_out.reshape(x.shape)
+
+
+def permute_back(grad_out: Arr, out: Arr, x: Arr, dims: tuple[int, ...]) -> Arr:
+    """Gradient with respect to ``x`` of ``out = transpose(x, dims)``: the inverse permutation.
+
+    Output dimension ``i`` is input dimension ``dims[i]``, so the gradient is
+    permuted back with ``argsort(dims)`` (which is ``dims`` itself only when
+    the permutation is its own inverse, as a 2-D transpose is).
+    Shapes: ``grad_out`` has ``out``'s shape, the result ``x``'s shape.
+    """
+    return np.transpose(grad_out, np.argsort([dim % x.ndim for dim in dims]))
+
+
+def expand_back(grad_out: Arr, out: Arr, x: Arr, sizes: tuple[int, ...]) -> Arr:
+    """Gradient with respect to ``x`` of ``out = expand(x, sizes)``: ``unbroadcast``.
+
+    Expanding is broadcasting by request: each input element was copied along
+    the stretched dimensions, so its gradient is the sum over them.
+    Shapes: ``grad_out`` has ``out``'s shape, the result ``x``'s shape.
+    """
+    return unbroadcast(grad_out, x)
+
+
+def sum_back(
+    grad_out: Arr, out: Arr, x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool
+) -> Arr:
+    """Gradient with respect to ``x`` of ``out = x.sum(dim, keepdim)``: ``grad_out`` spread out.
+
+    Every summed element contributed once, so each receives the gradient of
+    its sum: put back the reduced dimensions (when ``keepdim`` dropped them)
+    and broadcast to ``x``'s shape. The result is a read-only broadcast view.
+    Shapes: ``grad_out`` has ``out``'s shape (0-d for ``dim=None`` without
+    ``keepdim``), the result ``x``'s shape.
+    """
+    if not keepdim and dim is not None:
+        grad_out = np.expand_dims(grad_out, dim)
+    return np.broadcast_to(grad_out, x.shape)
+
+
+def getitem_back(grad_out: Arr, out: Arr, x: Arr, index: object) -> Arr:
+    """Gradient with respect to ``x`` of ``out = x[index]``: ``grad_out`` added into zeros.
+
+    An element picked several times (an integer array with repeated
+    coordinates) receives the sum of its gradients: ``np.add.at`` accumulates,
+    where ``grad[index] += grad_out`` would keep only one of them.
+    Shapes: ``grad_out`` has ``out``'s shape, the result ``x``'s shape.
+    """
+    grad = np.zeros(x.shape, dtype=grad_out.dtype)
+    np.add.at(grad, index, grad_out)  # type: ignore[arg-type]  # any valid NumPy index
+    return grad
+
+
+def add_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
+    """Gradient with respect to ``x`` (argument 0) of ``out = x + y``: ``grad_out``, unbroadcast.
+
+    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
+    shape, the result ``x``'s shape.
+    """
+    return unbroadcast(grad_out, x)
+
+
+def add_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
+    """Gradient with respect to ``y`` (argument 1) of ``out = x + y``: ``grad_out``, unbroadcast.
+
+    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
+    shape, the result ``y``'s shape.
+    """
+    return unbroadcast(grad_out, y)
+
+
+def subtract_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
+    """Gradient with respect to ``x`` (argument 0) of ``out = x - y``: ``grad_out``, unbroadcast.
+
+    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
+    shape, the result ``x``'s shape.
+    """
+    return unbroadcast(grad_out, x)
+
+
+def subtract_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
+    """Gradient with respect to ``y`` (argument 1) of ``out = x - y``: ``-grad_out``, unbroadcast.
+
+    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
+    shape, the result ``y``'s shape.
+    """
+    return unbroadcast(-grad_out, y)
+
+
+def true_divide_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
+    """Gradient with respect to ``x`` (argument 0) of ``out = x / y``: ``grad_out / y``.
+
+    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
+    shape, the result ``x``'s shape.
+    """
+    return unbroadcast(grad_out / y, x)
+
+
+def true_divide_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
+    """Gradient with respect to ``y`` (argument 1) of ``out = x / y``: ``-grad_out * x / y**2``.
+
+    Written as ``-grad_out * out / y``, since ``out`` already holds ``x / y``.
+    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
+    shape, the result ``y``'s shape.
+    """
+    return unbroadcast(-grad_out * out / y, y)
+
+
+def maximum_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
+    """Gradient with respect to ``x`` (argument 0) of ``out = maximum(x, y)``.
+
+    ``grad_out`` where ``x`` is larger, half of it where ``x`` and ``y`` tie
+    (the tie splits the gradient evenly between the two), 0 elsewhere.
+    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
+    shape, the result ``x``'s shape.
+    """
+    return unbroadcast(np.where(x > y, grad_out, np.where(x == y, grad_out * 0.5, 0.0)), x)
+
+
+def maximum_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
+    """Gradient with respect to ``y`` (argument 1) of ``out = maximum(x, y)``.
+
+    ``grad_out`` where ``y`` is larger, half of it at a tie, 0 elsewhere.
+    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
+    shape, the result ``y``'s shape.
+    """
+    return unbroadcast(np.where(y > x, grad_out, np.where(x == y, grad_out * 0.5, 0.0)), y)
+
+
+def matmul_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
+    """Gradient with respect to ``x`` (argument 0) of ``out = x @ y``: ``grad_out @ y.T``.
+
+    Shapes: ``x`` is (m, k), ``y`` is (k, n); ``grad_out`` is (m, n), the result (m, k).
+    """
+    return grad_out @ y.T
+
+
+def matmul_back1(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
+    """Gradient with respect to ``y`` (argument 1) of ``out = x @ y``: ``x.T @ grad_out``.
+
+    Shapes: ``x`` is (m, k), ``y`` is (k, n); ``grad_out`` is (m, n), the result (k, n).
+    """
+    return x.T @ grad_out
+
+
+def add_scaled_back0(grad_out: Arr, out: Arr, x: Arr, other: Arr | float, alpha: float) -> Arr:
+    """Gradient with respect to ``x`` of the in-place ``x += alpha * other``: ``grad_out``.
+
+    Shapes: ``x``, ``out`` and ``grad_out`` share ``x``'s shape.
+    """
+    return grad_out
+
+
+def add_scaled_back1(grad_out: Arr, out: Arr, x: Arr, other: Arr, alpha: float) -> Arr:
+    """Gradient with respect to ``other`` of the in-place ``x += alpha * other``.
+
+    ``alpha * grad_out``, summed back to ``other``'s shape (``other``
+    broadcasts to ``x``'s shape).
+    """
+    return unbroadcast(grad_out * alpha, other)
+
+
+def relu_inplace_back(grad_out: Arr, out: Arr, x: Arr) -> Arr:
+    """Gradient with respect to ``x`` of the in-place relu: ``grad_out`` where ``out > 0``.
+
+    Read from the output, since the input's old values were overwritten: the
+    gradient at exactly 0 is 0. Shapes: all share ``x``'s shape.
+    """
+    return grad_out * (out > 0)

@@ -1,0 +1,321 @@
+"""Operations on Tensors, each followed by the registration of its backward functions."""
+
+from collections.abc import Callable
+
+import numpy as np
+
+from npgrad.arrays import Arr
+from npgrad.backward_fns import (
+    add_back0,
+    add_back1,
+    add_scaled_back0,
+    add_scaled_back1,
+    exp_back,
+    expand_back,
+    getitem_back,
+    log_back,
+    matmul_back0,
+    matmul_back1,
+    maximum_back0,
+    maximum_back1,
+    multiply_back0,
+    multiply_back1,
+    negative_back,
+    permute_back,
+    relu_inplace_back,
+    reshape_back,
+    subtract_back0,
+    subtract_back1,
+    sum_back,
+    true_divide_back0,
+    true_divide_back1,
+)
+from npgrad.grad_mode import is_grad_enabled
+from npgrad.registry import BACK_FUNCS
+from npgrad.tensor import ArrayIndex, Index, Recipe, Tensor
+
+
+def wrap_forward_fn(
+    numpy_func: Callable[..., Arr], is_differentiable: bool = True
+) -> Callable[..., Tensor]:
+    """Turn an array-to-array NumPy function into a Tensor-to-Tensor one.
+
+    The returned function unboxes Tensor arguments to their arrays, calls
+    ``numpy_func``, boxes the result in a Tensor and, when tracking is on and
+    some Tensor argument needs a gradient (it requires grad or has a recipe),
+    records a recipe whose parents are exactly those arguments, by position.
+    A non-differentiable function (``is_differentiable=False``) never records
+    one. Tensors must be passed positionally: a recipe keys its parents by
+    argument position. The recipe also records the version of every Tensor
+    argument, so backprop can tell when one was changed in place since.
+    """
+
+    def tensor_func(*args: object, **kwargs: object) -> Tensor:
+        for name, value in kwargs.items():
+            if isinstance(value, Tensor):
+                raise TypeError(
+                    f"{numpy_func.__name__}() got a Tensor for keyword argument {name!r}: "
+                    "pass tensors positionally, since gradients are tracked by argument position"
+                )
+        arg_values = tuple(arg.array if isinstance(arg, Tensor) else arg for arg in args)
+        out = Tensor(numpy_func(*arg_values, **kwargs))
+        if is_differentiable and is_grad_enabled():
+            parents = {
+                position: arg
+                for position, arg in enumerate(args)
+                if isinstance(arg, Tensor) and (arg.requires_grad or arg.recipe is not None)
+            }
+            if parents:
+                out.requires_grad = True
+                # Every Tensor argument's array is held by the recipe and may be
+                # read by a backward function: remember its version.
+                saved_versions = tuple(
+                    (position, arg._version_counter, arg._version_counter.value)
+                    for position, arg in enumerate(args)
+                    if isinstance(arg, Tensor)
+                )
+                out.recipe = Recipe(numpy_func, arg_values, kwargs, parents, saved_versions)
+        return out
+
+    return tensor_func
+
+
+log: Callable[[Tensor], Tensor] = wrap_forward_fn(np.log)
+BACK_FUNCS.add_back_func(np.log, 0, log_back)
+
+multiply: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.multiply)
+BACK_FUNCS.add_back_func(np.multiply, 0, multiply_back0)
+BACK_FUNCS.add_back_func(np.multiply, 1, multiply_back1)
+
+negative: Callable[[Tensor], Tensor] = wrap_forward_fn(np.negative)
+BACK_FUNCS.add_back_func(np.negative, 0, negative_back)
+
+exp: Callable[[Tensor], Tensor] = wrap_forward_fn(np.exp)
+BACK_FUNCS.add_back_func(np.exp, 0, exp_back)
+BACK_FUNCS.mark_reads_output(np.exp)
+
+reshape: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(np.reshape)
+BACK_FUNCS.add_back_func(np.reshape, 0, reshape_back)
+
+permute: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(np.transpose)
+BACK_FUNCS.add_back_func(np.transpose, 0, permute_back)
+
+
+def _expand(x: Arr, sizes: tuple[int, ...]) -> Arr:
+    """``x`` broadcast to ``sizes`` (a read-only view), where -1 keeps that dimension's size.
+
+    Like ``torch.Tensor.expand``: only dimensions of size 1 stretch, and new
+    dimensions may be added in front (-1 is not allowed for those).
+    """
+    n_new = len(sizes) - x.ndim
+    shape = tuple(
+        x.shape[axis - n_new] if size == -1 and axis >= n_new else size
+        for axis, size in enumerate(sizes)
+    )
+    if n_new < 0 or any(size < 0 for size in shape):
+        raise ValueError(_expand_error(x, sizes))
+    try:
+        return np.broadcast_to(x, shape)
+    except ValueError:
+        raise ValueError(_expand_error(x, sizes)) from None
+
+
+def _expand_error(x: Arr, sizes: tuple[int, ...]) -> str:
+    return (
+        f"cannot expand a tensor of shape {x.shape} to {sizes}: only dimensions of size 1 "
+        "stretch, new dimensions go in front, and -1 keeps an existing dimension's size"
+    )
+
+
+expand: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(_expand)
+BACK_FUNCS.add_back_func(_expand, 0, expand_back)
+
+
+def _sum(x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool) -> Arr:
+    """``np.sum`` with PyTorch's argument names, positionally."""
+    total: Arr = np.asarray(np.sum(x, axis=dim, keepdims=keepdim))
+    return total
+
+
+_sum_forward = wrap_forward_fn(_sum)
+BACK_FUNCS.add_back_func(_sum, 0, sum_back)
+
+
+def sum(x: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+    """The sum of ``x`` over ``dim`` (every dimension for None), keeping them as size 1 if asked."""
+    return _sum_forward(x, dim, keepdim)
+
+
+def _getitem(x: Arr, index: ArrayIndex) -> Arr:
+    """``x[index]``, as a function the table can key on (always an array, never a scalar)."""
+    return np.asarray(x[index])
+
+
+_getitem_forward = wrap_forward_fn(_getitem)
+BACK_FUNCS.add_back_func(_getitem, 0, getitem_back)
+
+
+def getitem(x: Tensor, index: Index) -> Tensor:
+    """``x[index]``: ints, slices, None, Ellipsis, integer arrays or integer Tensors, or a tuple.
+
+    A Tensor inside the index is replaced by its array before the call, so it
+    is never a parent: indices select, they have no gradient.
+    """
+    array_index: ArrayIndex
+    if isinstance(index, Tensor):
+        array_index = index.array
+    elif isinstance(index, tuple):
+        array_index = tuple(item.array if isinstance(item, Tensor) else item for item in index)
+    else:
+        array_index = index
+    return _getitem_forward(x, array_index)
+
+
+add: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.add)
+BACK_FUNCS.add_back_func(np.add, 0, add_back0)
+BACK_FUNCS.add_back_func(np.add, 1, add_back1)
+
+subtract: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.subtract)
+BACK_FUNCS.add_back_func(np.subtract, 0, subtract_back0)
+BACK_FUNCS.add_back_func(np.subtract, 1, subtract_back1)
+
+true_divide: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.true_divide)
+BACK_FUNCS.add_back_func(np.true_divide, 0, true_divide_back0)
+BACK_FUNCS.add_back_func(np.true_divide, 1, true_divide_back1)
+
+
+def _check_inplace_allowed(x: Tensor, operation: str) -> None:
+    """Refuse to change a leaf that requires grad while tracking: its gradient is for its values."""
+    if x.requires_grad and x.recipe is None and is_grad_enabled():
+        raise RuntimeError(
+            f"{operation}: a leaf tensor that requires grad cannot be changed in place while "
+            "grad tracking is on; do it inside no_grad() (as an optimizer step does), or "
+            "change a copy"
+        )
+
+
+def _take_over_history(x: Tensor) -> Tensor:
+    """A node standing for ``x`` before an in-place change; ``x`` then stands for the result.
+
+    It takes over ``x``'s recipe and shares its array and version counter, so a
+    backward function that reads the old values finds the version changed.
+    """
+    before = Tensor(x.array)
+    before.requires_grad = x.requires_grad
+    before.recipe = x.recipe
+    before._version_counter = x._version_counter
+    return before
+
+
+def _needs_grad(value: Tensor | float) -> bool:
+    return isinstance(value, Tensor) and (value.requires_grad or value.recipe is not None)
+
+
+def _add_scaled(x: Arr, other: Arr | float, alpha: float) -> Arr:
+    """``x += alpha * other``, written into ``x``, which is returned."""
+    return np.add(x, other if alpha == 1.0 else other * alpha, out=x)
+
+
+def add_(x: Tensor, other: Tensor | float, alpha: float = 1.0) -> Tensor:
+    """Add ``alpha * other`` to ``x`` in place and return ``x``.
+
+    Bumps ``x``'s version, so a recipe that saved ``x`` earlier raises in
+    backward instead of reading the new values. While tracking is on and ``x``
+    or ``other`` needs a gradient, the change is recorded: ``x`` becomes the
+    result of ``before + alpha * other``, where ``before`` is a new node that
+    took over ``x``'s history. A leaf that requires grad cannot be changed in
+    place while tracking is on.
+    """
+    _check_inplace_allowed(x, "add_")
+    value = other.array if isinstance(other, Tensor) else other
+    tracked = is_grad_enabled() and (_needs_grad(x) or _needs_grad(other))
+    before = _take_over_history(x) if tracked else None
+    _add_scaled(x.array, value, alpha)
+    x._version_counter.value += 1
+    if before is not None:
+        source = before if other is x else other  # x.add_(x) adds x's old value
+        parents = {
+            position: arg
+            for position, arg in enumerate((before, source))
+            if isinstance(arg, Tensor) and _needs_grad(arg)
+        }
+        x.requires_grad = True
+        # No saved versions: the backward functions read only shapes.
+        x.recipe = Recipe(_add_scaled, (x.array, value, alpha), {}, parents, (), x._version)
+    return x
+
+
+BACK_FUNCS.add_back_func(_add_scaled, 0, add_scaled_back0)
+BACK_FUNCS.add_back_func(_add_scaled, 1, add_scaled_back1)
+
+
+maximum: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.maximum)
+BACK_FUNCS.add_back_func(np.maximum, 0, maximum_back0)
+BACK_FUNCS.add_back_func(np.maximum, 1, maximum_back1)
+
+
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """``maximum(x, 0.0)``: negative values become 0.
+
+    Built on ``maximum``, so at exactly 0 the tie splits the gradient and
+    relu's gradient there is 0.5 (``torch.relu`` gives 0).
+
+    With ``inplace=True`` the result is written into ``x``'s array and ``x``
+    is returned, saving one array of activations. That variant has its own
+    backward, which reads the output (the input's old values are gone), so
+    its gradient at exactly 0 is 0, as in PyTorch. It bumps ``x``'s version and
+    refuses a leaf that requires grad while tracking is on.
+    """
+    if not inplace:
+        return maximum(x, 0.0)
+    _check_inplace_allowed(x, "relu(inplace=True)")
+    before = _take_over_history(x) if is_grad_enabled() and _needs_grad(x) else None
+    _relu_inplace(x.array)
+    x._version_counter.value += 1
+    if before is not None:
+        x.requires_grad = True
+        x.recipe = Recipe(_relu_inplace, (x.array,), {}, {0: before}, (), x._version)
+    return x
+
+
+def _relu_inplace(x: Arr) -> Arr:
+    """Negative values of ``x`` become 0, written into ``x``, which is returned."""
+    return np.maximum(x, 0, out=x)
+
+
+BACK_FUNCS.add_back_func(_relu_inplace, 0, relu_inplace_back)
+BACK_FUNCS.mark_reads_output(_relu_inplace)
+
+
+def _matmul_2d(x: Arr, y: Arr) -> Arr:
+    """``x @ y`` for two 2-D arrays whose inner sizes agree; anything else raises."""
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[0]:
+        raise ValueError(
+            f"matmul needs two 2-D tensors of shapes (m, k) and (k, n), got {x.shape} and "
+            f"{y.shape}: check the inner sizes, or transpose one side (.T)"
+        )
+    return x @ y
+
+
+matmul: Callable[[Tensor, Tensor], Tensor] = wrap_forward_fn(_matmul_2d)
+BACK_FUNCS.add_back_func(_matmul_2d, 0, matmul_back0)
+BACK_FUNCS.add_back_func(_matmul_2d, 1, matmul_back1)
+
+
+def _argmax(x: Arr, dim: int | None, keepdim: bool) -> Arr:
+    """``np.argmax`` with PyTorch's argument names, positionally."""
+    indices: Arr = np.asarray(np.argmax(x, axis=dim, keepdims=keepdim))
+    return indices
+
+
+_argmax_forward = wrap_forward_fn(_argmax, is_differentiable=False)
+
+
+def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the largest value along ``dim`` (of the flattened tensor for None); no gradient."""
+    return _argmax_forward(x, dim, keepdim)
+
+
+eq: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(
+    np.equal, is_differentiable=False
+)
