@@ -494,9 +494,11 @@ def test_eq_never_records_a_recipe_and_returns_a_boolean_tensor() -> None:
 def test_eq_keeps_hash_by_identity() -> None:
     a = Tensor(np.array([1.0]))
     b = Tensor(np.array([1.0]))
-    assert hash(a) == id(a)
+    assert hash(a) == hash(a)
+    assert hash(a) != hash(b)
     assert len({a, b, a}) == 2
     assert {a: 1}[a] == 1
+    assert b not in {a: 1}  # equal values, but a different node
 
 
 # --- errors ---------------------------------------------------------------------------

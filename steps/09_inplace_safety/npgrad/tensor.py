@@ -87,9 +87,11 @@ class Tensor:
     def __repr__(self) -> str:
         return f"Tensor({self.array!r}, requires_grad={self.requires_grad})"
 
-    def __hash__(self) -> int:
-        # By identity: two tensors with equal values are still two graph nodes.
-        return id(self)
+    # By identity: two tensors with equal values are still two graph nodes.
+    # Spelled out because a class that defines __eq__ (step 06) loses its
+    # inherited __hash__; object's own is implemented in C, and backprop
+    # hashes every node several times.
+    __hash__ = object.__hash__
 
     def __len__(self) -> int:
         if self.array.ndim == 0:
