@@ -126,12 +126,15 @@ def reshape_back(grad_out: Arr, out: Arr, x: Arr, shape: tuple[int, ...]) -> Arr
 def permute_back(grad_out: Arr, out: Arr, x: Arr, dims: tuple[int, ...]) -> Arr:
     """Gradient with respect to ``x`` of ``out = transpose(x, dims)``: the inverse permutation.
 
-    Output dimension ``i`` is input dimension ``dims[i]``, so the gradient is
-    permuted back with ``argsort(dims)`` (which is ``dims`` itself only when
-    the permutation is its own inverse, as a 2-D transpose is).
+    Output dimension ``i`` is input dimension ``dims[i]``, so the gradient's
+    dimension ``i`` goes back to position ``dims[i]`` (the inverse is ``dims``
+    itself only when the permutation is its own inverse, as a 2-D transpose is).
     Shapes: ``grad_out`` has ``out``'s shape, the result ``x``'s shape.
     """
-    return np.transpose(grad_out, np.argsort([dim % x.ndim for dim in dims]))
+    inverse = [0] * len(dims)
+    for position, dim in enumerate(dims):
+        inverse[dim % x.ndim] = position
+    return grad_out.transpose(inverse)
 
 
 def expand_back(grad_out: Arr, out: Arr, x: Arr, sizes: tuple[int, ...]) -> Arr:
@@ -236,7 +239,11 @@ def maximum_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
     Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
     shape, the result ``x``'s shape.
     """
-    return unbroadcast(np.where(x > y, grad_out, np.where(x == y, grad_out * 0.5, 0.0)), x)
+    grad = grad_out * (x > y)
+    ties = np.equal(x, y)
+    if ties.any():  # rare with real data, so only then pay for the split
+        grad = grad + grad_out * ties * 0.5
+    return unbroadcast(grad, x)
 
 
 def maximum_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
@@ -246,7 +253,11 @@ def maximum_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
     Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
     shape, the result ``y``'s shape.
     """
-    return unbroadcast(np.where(y > x, grad_out, np.where(x == y, grad_out * 0.5, 0.0)), y)
+    grad = grad_out * (y > x)
+    ties = np.equal(x, y)
+    if ties.any():  # rare with real data, so only then pay for the split
+        grad = grad + grad_out * ties * 0.5
+    return unbroadcast(grad, y)
 
 
 def matmul_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
