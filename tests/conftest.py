@@ -5,6 +5,20 @@ from collections.abc import Iterator
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def grad_tracking_back_on() -> Iterator[None]:
+    """Turn grad tracking back on after every test.
+
+    A broken ``NoGrad`` (or a learner's half-written one) then fails only its
+    own tests, instead of leaving tracking off for the rest of the run.
+    """
+    yield
+    import npgrad
+
+    if hasattr(npgrad, "set_grad_enabled"):  # steps 01-02 have no switch yet
+        npgrad.set_grad_enabled(True)
+
+
 @pytest.fixture
 def grad_tracking_off() -> Iterator[None]:
     """Turn grad tracking off for one test and back on afterwards, whatever happens."""

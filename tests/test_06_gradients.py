@@ -27,7 +27,7 @@ from numpy.testing import assert_allclose
 
 from npgrad import Tensor
 from shared.testing.gradients import numeric_vjp
-from shared.testing.parity import require_torch, to_numpy
+from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.strategies import (
     Arr,
     broadcast_to_shape_pairs,
@@ -271,9 +271,6 @@ def test_values_and_gradients_match_pytorch(case: Case, data: st.DataObject) -> 
     assert out.shape == tuple(torch_out.shape)
     assert_allclose(out.array, to_numpy(torch_out), rtol=1e-12, atol=1e-14)
     grad_out = data.draw(float_arrays(out.shape), label="grad_out")
-    out.backward(end_grad=grad_out)
-    torch_out.backward(torch.from_numpy(grad_out))
-    for t, torch_t in zip(tensors, torch_tensors, strict=True):
-        assert t.grad is not None
-        assert torch_t.grad is not None
-        assert_allclose(t.grad.array, to_numpy(torch_t.grad), rtol=1e-12, atol=1e-14)
+    assert_backward_matches_torch(
+        out, torch_out, tensors, torch_tensors, grad_out, rtol=1e-12, atol=1e-14
+    )

@@ -22,7 +22,7 @@ from numpy.testing import assert_allclose
 
 from npgrad import Tensor
 from shared.testing.gradients import numeric_vjp
-from shared.testing.parity import require_torch, to_numpy
+from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.strategies import Arr, float_arrays, nonzero_arrays, positive_arrays
 
 pytestmark = pytest.mark.step(6)
@@ -170,9 +170,6 @@ def test_random_graphs_match_pytorch(plan: Plan, data: st.DataObject) -> None:
     torch_out = run(plan, torch_leaves)
     assert_allclose(out.array, to_numpy(torch_out), rtol=1e-12, atol=1e-14)
     grad_out = data.draw(float_arrays(out.shape), label="grad_out")
-    out.backward(end_grad=grad_out)
-    torch_out.backward(torch.from_numpy(grad_out))
-    for leaf, torch_leaf in zip(leaves, torch_leaves, strict=True):
-        assert leaf.grad is not None
-        assert torch_leaf.grad is not None
-        assert_allclose(leaf.grad.array, to_numpy(torch_leaf.grad), rtol=1e-10, atol=1e-12)
+    assert_backward_matches_torch(
+        out, torch_out, leaves, torch_leaves, grad_out, rtol=1e-10, atol=1e-12
+    )

@@ -1,7 +1,6 @@
 """Step 07: cross_entropy, the per-example loss built from engine operations."""
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -11,19 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-from npgrad import NoGrad, Tensor, cross_entropy, set_grad_enabled
+from npgrad import NoGrad, Tensor, cross_entropy
 from shared.testing.gradients import numeric_vjp
 from shared.testing.parity import require_torch, to_numpy
 from shared.testing.strategies import float_arrays
 
 pytestmark = pytest.mark.step(7)
-
-
-@pytest.fixture(autouse=True)
-def tracking_back_on() -> Iterator[None]:
-    """Turn tracking back on after each test, so one broken NoGrad fails only its own tests."""
-    yield
-    set_grad_enabled(True)
 
 
 Arr = npt.NDArray[Any]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -20,19 +20,11 @@ from npgrad import (
     ReLU,
     Tensor,
     cross_entropy,
-    set_grad_enabled,
     tensor,
 )
 from shared.testing.parity import require_torch, to_numpy
 
 pytestmark = pytest.mark.step(7)
-
-
-@pytest.fixture(autouse=True)
-def tracking_back_on() -> Iterator[None]:
-    """Turn tracking back on after each test, so one broken NoGrad fails only its own tests."""
-    yield
-    set_grad_enabled(True)
 
 
 Arr = npt.NDArray[Any]

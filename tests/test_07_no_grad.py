@@ -1,20 +1,11 @@
 """Step 07: NoGrad / no_grad, the context manager that turns tracking off for a block."""
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
 from npgrad import NoGrad, Tensor, is_grad_enabled, no_grad, set_grad_enabled
 
 pytestmark = pytest.mark.step(7)
-
-
-@pytest.fixture(autouse=True)
-def tracking_back_on() -> Iterator[None]:
-    """Turn tracking back on after each test, so one broken NoGrad fails only its own tests."""
-    yield
-    set_grad_enabled(True)
 
 
 def test_no_grad_turns_tracking_off_inside_and_back_on_after() -> None:

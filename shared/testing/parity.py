@@ -7,8 +7,9 @@ there a missing torch fails, so parity tests can never skip silently.
 """
 
 import os
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -35,3 +36,36 @@ def require_torch() -> ModuleType:
 def to_numpy(value: Any) -> npt.NDArray[Any]:
     """A torch tensor (detached) as a NumPy array."""
     return np.asarray(value.detach().cpu().numpy())
+
+
+class HasArray(Protocol):
+    """An npgrad Tensor, as far as these helpers need one (no npgrad import here)."""
+
+    @property
+    def array(self) -> npt.NDArray[Any]: ...
+
+
+class Backpropagatable(HasArray, Protocol):
+    @property
+    def grad(self) -> HasArray | None: ...
+
+    def backward(self, end_grad: npt.NDArray[Any]) -> None: ...
+
+
+def assert_backward_matches_torch(
+    out: Backpropagatable,
+    torch_out: Any,
+    leaves: Sequence[Backpropagatable],
+    torch_leaves: Sequence[Any],
+    grad_out: npt.NDArray[Any],
+    *,
+    rtol: float,
+    atol: float,
+) -> None:
+    """Backpropagate ``grad_out`` through both graphs; every leaf's gradient must agree."""
+    out.backward(grad_out)
+    torch_out.backward(require_torch().from_numpy(grad_out))
+    for leaf, torch_leaf in zip(leaves, torch_leaves, strict=True):
+        assert leaf.grad is not None
+        assert torch_leaf.grad is not None
+        np.testing.assert_allclose(leaf.grad.array, to_numpy(torch_leaf.grad), rtol=rtol, atol=atol)

@@ -1,0 +1,13 @@
+"""The benchmark harness (``nox -s bench``, or ``python -m shared.bench``).
+
+- :mod:`shared.bench.numpy_mlp`: the step-08 MLP with hand-written gradients, the lower
+  bound for any engine on NumPy;
+- :mod:`shared.bench.training`: the npgrad, NumPy and PyTorch sides, timing, accuracy and
+  memory of training;
+- :mod:`shared.bench.micro`: per-op overhead and deep chains (any step from 05 on);
+- :mod:`shared.bench.report`: targets, the summary table, JSON and the bar chart;
+- :mod:`shared.bench.cli`: the command line that ties them together.
+
+Nothing here imports ``npgrad`` at module level: the command line imports the selected
+step's package once, and the parts receive it as an argument.
+"""

@@ -1,0 +1,367 @@
+"""``python -m shared.bench`` (what ``nox -s bench`` runs): the side-by-side benchmark.
+
+Three parts, all in one process, every side on one BLAS thread (and ``torch`` on one
+thread):
+
+1. training: the step's MLP against the hand-written NumPy lower bound and PyTorch, on the
+   same MNIST batches; median time per batch over alternating repeats, time per epoch,
+   test accuracy after one full epoch each, and peak memory of a short slice;
+2. per-op overhead of one small multiply, forward and forward+backward, against NumPy;
+3. deep chains of 10^4 to 10^6 ops: build and backward times, scaling, memory, deletion.
+
+A summary table ends with PASS/FAIL per target; the exit status is 1 when a target fails
+(unless ``--no-fail``). The step's package is imported inside :func:`load_step`, after its
+folder is put first on ``sys.path``; nothing here imports ``npgrad`` at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from shared.bench import micro, report, training
+from shared.bench.numpy_mlp import NumpyMLP
+from shared.data import DATASETS, batches, load_dataset, normalise
+from shared.steps import step_dirs
+
+__all__ = [
+    "default_step",
+    "load_folder",
+    "load_step",
+    "load_train_module",
+    "main",
+    "parse_args",
+]
+
+PARTS = ("train", "op", "chain")
+
+
+TRAINING_STEP = 8  # the lesson's training step: the MLP the targets are about
+
+
+def default_step(steps: dict[int, Path] | None = None) -> int:
+    """Step 08 (the training lesson); else the earliest step with an optimiser, else the latest.
+
+    Later steps train the same MLP, but with more bookkeeping (step 09's
+    version counters); ``--step N`` measures any of them.
+    """
+    steps = step_dirs() if steps is None else steps
+    if TRAINING_STEP in steps:
+        return TRAINING_STEP
+    with_sgd = [n for n, path in steps.items() if (path / "npgrad" / "optim.py").is_file()]
+    return min(with_sgd) if with_sgd else max(steps)
+
+
+def load_step(step: int) -> tuple[Path, ModuleType]:
+    """Put ``steps/NN_*`` first on ``sys.path`` and import its ``npgrad``.
+
+    Raises:
+        LookupError: no such step, or below 05 (the benchmark needs ``backward``).
+        ImportError: an ``npgrad`` from elsewhere is already imported in this process.
+    """
+    steps = step_dirs()
+    if step not in steps:
+        raise LookupError(f"there is no step {step:02d}; the steps are {sorted(steps)}")
+    if step < 5:
+        raise LookupError(
+            f"step {step:02d} has no backward(); the benchmark needs step 05 or later"
+        )
+    return steps[step], load_folder(steps[step])
+
+
+def load_folder(path: Path) -> ModuleType:
+    """Put ``path`` (a folder holding an ``npgrad`` package) first on ``sys.path``; import it.
+
+    Raises:
+        ImportError: ``path`` holds no ``npgrad``, or one from elsewhere is already imported.
+    """
+    if not (path / "npgrad" / "__init__.py").is_file():
+        raise ImportError(f"{path} holds no npgrad package (no {path}/npgrad/__init__.py)")
+    sys.path.insert(0, str(path))
+    npgrad = importlib.import_module("npgrad")
+    origin = Path(npgrad.__file__ or "").resolve()
+    if path.resolve() not in origin.parents:
+        raise ImportError(f"npgrad was imported from {origin}, not from {path}")
+    return npgrad
+
+
+def load_train_module(step_path: Path) -> ModuleType | None:
+    """The step's training command ``train.py`` as the module ``train``, or None if absent.
+
+    Call after :func:`load_step` (it imports ``npgrad`` from the step folder).
+    """
+    script = step_path / "train.py"
+    if not script.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("train", script)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {script}")
+    train = importlib.util.module_from_spec(spec)
+    sys.modules["train"] = train  # dataclasses look their module up while being created
+    spec.loader.exec_module(train)
+    return train
+
+
+def _import_torch() -> ModuleType | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return torch
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; see ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.bench",
+        description="npgrad against a hand-written NumPy MLP and PyTorch; per-op overhead; "
+        "deep chains. Exits 1 when a target fails.",
+    )
+    parser.add_argument(
+        "--step", type=int, default=None, help="step number (default: 08, the training step)"
+    )
+    parser.add_argument(
+        "--impl",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="benchmark the npgrad package inside DIR (e.g. a modified copy of a step) "
+        "instead of the step's own; --step still names the step it stands for",
+    )
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: train,op,chain")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--batches", type=int, default=300, help="timed batches per repeat")
+    parser.add_argument(
+        "--full-epochs", action="store_true", help="time one full epoch per repeat instead"
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--chunk", type=int, default=20, help="batches per turn when the sides alternate"
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-accuracy", action="store_true", help="skip the one-epoch accuracy runs"
+    )
+    parser.add_argument("--memory-batches", type=int, default=20)
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    parser.add_argument("--op-size", type=int, default=16)
+    parser.add_argument(
+        "--chain-sizes", default="10000,100000,1000000", help="comma-separated chain lengths"
+    )
+    parser.add_argument("--chain-repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=Path("out/bench.json"))
+    parser.add_argument("--plot", type=Path, default=Path("out/bench.png"))
+    parser.add_argument("--no-fail", action="store_true", help="exit 0 even if a target fails")
+    args = parser.parse_args(argv)
+    args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    args.chain_sizes = [int(s) for s in args.chain_sizes.split(",") if s.strip()]
+    return args
+
+
+def _ratio_stats(num: Sequence[float], den: Sequence[float]) -> dict[str, Any]:
+    per_repeat = [a / b for a, b in zip(num, den, strict=True)]
+    return {
+        "median": float(np.median(per_repeat)),
+        "min": min(per_repeat),
+        "max": max(per_repeat),
+        "per_repeat": per_repeat,
+    }
+
+
+def run_training(
+    args: argparse.Namespace,
+    npgrad: ModuleType,
+    torch: ModuleType | None,
+    train: ModuleType | None = None,
+) -> dict[str, Any]:
+    """Part 1: timing, accuracy and memory of the three sides; a JSON-ready dict."""
+    if not training.has_training_api(npgrad):
+        return {"skipped": "this step has no MLP, cross_entropy and SGD yet"}
+    dataset = load_dataset(args.dataset, args.data_dir)
+    x_train = normalise(dataset.train_images, dataset.mean, dataset.std, flatten=True)
+    x_test = normalise(dataset.test_images, dataset.mean, dataset.std, flatten=True)
+    y_train, y_test = dataset.train_labels, dataset.test_labels
+
+    def epoch_batches(seed: int) -> list[training.Batch]:
+        rng = np.random.default_rng(seed)
+        return list(batches(x_train, y_train, args.batch_size, shuffle=True, rng=rng))
+
+    epoch = epoch_batches(args.seed)
+    timed = epoch if args.full_epochs else epoch[: args.batches]
+
+    def make_sides() -> list[training.Side]:
+        mine = training.NpgradSide(npgrad, args.seed, args.lr, train)
+        sides: list[training.Side] = [
+            training.NumpySide(NumpyMLP.from_arrays(mine.initial_arrays()), args.lr),
+            mine,
+        ]
+        if torch is not None:
+            sides.append(training.TorchSide(torch, args.seed, args.lr))
+        return sides
+
+    print(f"training: timing {args.repeats} x {len(timed)} batches per side ...", flush=True)
+    per_batch, cpu_per_batch = training.time_alternating(
+        make_sides(), timed, args.repeats, chunk=args.chunk
+    )
+    medians = training.medians(per_batch)
+    cpu_medians = training.medians(cpu_per_batch)
+    sides_out: dict[str, dict[str, Any]] = {
+        name: {
+            "per_batch_s": values,
+            "median_batch_s": medians[name],
+            "epoch_s": medians[name] * len(epoch),
+            "cpu_per_batch_s": cpu_per_batch[name],
+            "cpu_median_batch_s": cpu_medians[name],
+        }
+        for name, values in per_batch.items()
+    }
+    ratios = {
+        f"npgrad/{other}": _ratio_stats(per_batch["npgrad"], per_batch[other])
+        for other in per_batch
+        if other != "npgrad"
+    }
+    cpu_ratios = {
+        f"npgrad/{other}": _ratio_stats(cpu_per_batch["npgrad"], cpu_per_batch[other])
+        for other in cpu_per_batch
+        if other != "npgrad"
+    }
+
+    if not args.no_accuracy:
+        for side in make_sides():
+            print(f"training: one full epoch of {side.name} for its test accuracy ...", flush=True)
+            result = training.train_epoch(side, epoch_batches(args.seed + 1), x_test, y_test)
+            sides_out[side.name].update(
+                measured_epoch_s=result.seconds,
+                mean_train_loss=result.mean_loss,
+                test_accuracy=result.test_accuracy,
+            )
+    print(f"training: memory of {args.memory_batches} batches per side ...", flush=True)
+    for side in make_sides():
+        side.train_batch(*timed[0])  # allocate the parameters' gradients once, untraced
+        memory = training.memory_slice(side, timed[1 : 1 + args.memory_batches])
+        sides_out[side.name]["memory"] = {
+            "traced_peak": None if side.name == "torch" else memory.traced_peak,
+            "rss_peak": memory.rss_peak,
+        }
+    return {
+        "batches_per_repeat": len(timed),
+        "full_epochs": args.full_epochs,
+        "repeats": args.repeats,
+        "epoch_batches": len(epoch),
+        "memory_batches": args.memory_batches,
+        "accuracy": "each side trains one full epoch from its own fresh model (NumPy "
+        "from npgrad's initial weights, torch from nn.Linear's default init) on the same "
+        "shuffled batches, then is scored on the 10000 test images",
+        "npgrad_loop": "train.py's train_epoch and batch_loss"
+        if train is not None
+        else "an equivalent loop (the step has no train.py)",
+        "sides": sides_out,
+        "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
+        "chunk": args.chunk,
+    }
+
+
+def run_chain(args: argparse.Namespace, npgrad: ModuleType, step_path: Path) -> dict[str, Any]:
+    """Part 3: deep chains; a JSON-ready dict (``error`` set if a chain raised)."""
+    out: dict[str, Any] = {"repeats": args.chain_repeats, "sizes": args.chain_sizes}
+    if not args.chain_sizes:
+        return out
+    largest = max(args.chain_sizes)
+    print(f"deep chain: deleting a chain of {largest:,} in a child process ...", flush=True)
+    ok, detail = micro.deep_delete_check(step_path, largest)
+    out["delete"] = {"n": largest, "ok": ok, "detail": detail}
+    sizes = sorted(args.chain_sizes) if ok else [n for n in args.chain_sizes if n < largest]
+    print(f"deep chain: timing and memory of {sizes} ...", flush=True)
+    try:
+        timings, memories = micro.deep_chain(npgrad, sizes, repeat=args.chain_repeats)
+    except (RecursionError, AssertionError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        return out
+    out["timings"] = [t.as_dict() for t in timings]
+    out["memory"] = [m.as_dict() for m in memories]
+    out["memory_method"] = (
+        "tracemalloc, in a run separate from the timing: graph = traced memory after "
+        "building minus before; backward peak = traced peak during backward() minus the "
+        "same starting point (the graph is alive throughout)"
+    )
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected parts, print the summary, write JSON and PNG; the exit status."""
+    args = parse_args(argv)
+    step = args.step if args.step is not None else default_step()
+    if args.impl is None:
+        step_path, npgrad = load_step(step)
+    else:
+        step_path, npgrad = args.impl.resolve(), load_folder(args.impl)
+    train = load_train_module(step_path)
+    torch = None if args.no_torch else _import_torch()
+    blas = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if any(v != "1" for v in blas.values()):
+        print(f"warning: BLAS threads not pinned to 1 ({blas}); use `nox -s bench`", flush=True)
+    results: dict[str, Any] = {
+        "meta": {
+            "step": step,
+            "step_dir": str(step_path)
+            if args.impl is not None
+            else str(step_path.relative_to(step_path.parent.parent)),
+            "dataset": DATASETS[args.dataset].title,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "seed": args.seed,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": None if torch is None else torch.__version__,
+            "torch_threads": None if torch is None else torch.get_num_threads(),
+            "blas_threads": blas.get("OPENBLAS_NUM_THREADS"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "argv": list(sys.argv[1:] if argv is None else argv),
+        }
+    }
+    started = time.perf_counter()
+    if "train" in args.parts:
+        results["training"] = run_training(args, npgrad, torch, train)
+    else:
+        results["training"] = {"skipped": "not selected (--parts)"}
+    if "op" in args.parts:
+        print("per-op overhead ...", flush=True)
+        results["per_op_size"] = args.op_size
+        results["per_op"] = [
+            r.as_dict() for r in micro.per_op_overhead(npgrad, size=args.op_size, torch=torch)
+        ]
+    if "chain" in args.parts:
+        results["deep_chain"] = run_chain(args, npgrad, step_path)
+    results["meta"]["wall_s"] = time.perf_counter() - started
+
+    targets = report.evaluate_targets(results)
+    print()
+    print(report.format_summary(results, targets))
+    report.write_json(results, targets, args.json)
+    report.plot_results(results, args.plot)
+    print(f"\nwrote {args.json} and {args.plot}")
+    failed = [t for t in targets if t.status == "FAIL"]
+    if failed and not args.no_fail:
+        print(f"{len(failed)} target(s) failed (pass --no-fail to exit 0 anyway)")
+        return 1
+    return 0
