@@ -453,6 +453,12 @@ def test_matmul_of_incompatible_shapes_names_both_shapes() -> None:
     a = Tensor(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"got \(2, 3\) and \(2, 3\)"):
         a @ a
+
+
+# Step 10 adds PyTorch's 1-D and batched matmul, where these shapes are valid.
+@pytest.mark.step(6, last=9)
+def test_matmul_takes_only_two_dimensional_tensors_until_step_10() -> None:
+    a = Tensor(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"got \(2, 3\) and \(3,\)"):
         matmul(a, Tensor(np.zeros(3)))
     with pytest.raises(ValueError, match=r"got \(1, 2, 3\) and \(3, 2\)"):

@@ -79,6 +79,8 @@ def test_gradcheck_passes_for_every_differentiable_operation(case: Case) -> None
     assert gradcheck(case.fn, inputs) is True
 
 
+# Step 10 registers more backward functions; tests/test_10_gradcheck.py covers them all.
+@pytest.mark.step(9, last=9)
 def test_the_cases_cover_every_registered_backward_function() -> None:
     covered: set[tuple[object, int]] = set()
     for case in CASES:

@@ -1,0 +1,336 @@
+"""Neural-network building blocks: Parameter, Module, Linear, ReLU, MLP and cross_entropy.
+
+A ``Module`` notices the ``Parameter``s and sub-``Module``s assigned to its
+attributes, so ``model.parameters()`` finds every weight of a model however
+deeply it is nested, always in the same order. ``cross_entropy`` is built from
+the engine's operations, so it backpropagates like anything else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from npgrad.arrays import Arr
+from npgrad.tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as one of its weights.
+
+    It shares ``tensor``'s array rather than copying it: an in-place change to
+    one shows in the other. It requires grad unless told otherwise, and is a
+    leaf. Integer or boolean data cannot both be shared and require grad (a
+    Tensor that requires grad converts such data to float64, a new array), so
+    that combination raises ``TypeError``.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, tensor: Tensor, requires_grad: bool = True) -> None:
+        if requires_grad and tensor.array.dtype.kind in "biu":
+            raise TypeError(
+                f"cannot make a Parameter that requires grad from {tensor.array.dtype} data: "
+                "gradients exist only for floating point, and converting the data would "
+                "stop the Parameter sharing the tensor's array; make the tensor floating "
+                "point first (for example Tensor(array.astype(np.float32)))"
+            )
+        super().__init__(tensor.array, requires_grad)
+        # One array, one count of in-place changes, whichever tensor made them.
+        self._version_counter = tensor._version_counter
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """The base class of layers and models.
+
+    A subclass calls ``super().__init__()`` first, assigns its Parameters and
+    sub-Modules as attributes and defines ``forward``; calling the module calls
+    ``forward``. Each assignment of a Parameter or Module is also recorded, in
+    order, in ``_parameters`` or ``_modules``; the attribute itself is an
+    ordinary one. Assigning None to a registered name (``self.bias = None``)
+    keeps the name registered with no value; assigning anything else to it is
+    a ``TypeError``, since it would silently drop a weight from training.
+    """
+
+    _parameters: dict[str, Parameter | None]
+    _modules: dict[str, Module | None]
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if "_modules" in self.__dict__:
+            self._register(name, value)
+        elif isinstance(value, Parameter | Module):
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() has run: call "
+                f"super().__init__() first in {type(self).__name__}.__init__"
+            )
+        object.__setattr__(self, name, value)
+
+    def _register(self, name: str, value: object) -> None:
+        if isinstance(value, Parameter):
+            self._modules.pop(name, None)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._parameters.pop(name, None)
+            self._modules[name] = value
+        elif name in self._parameters or name in self._modules:
+            kind = "Parameter" if name in self._parameters else "Module"
+            if value is not None:
+                hint = " (wrap a Tensor as Parameter(tensor))" if kind == "Parameter" else ""
+                raise TypeError(
+                    f"cannot assign a {type(value).__name__} to {type(self).__name__}.{name}: "
+                    f"it is registered as a {kind}; assign a {kind} or None{hint}"
+                )
+            if kind == "Parameter":
+                self._parameters[name] = None
+            else:
+                self._modules[name] = None
+
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.forward(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The module's computation; every subclass defines its own."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward(self, x)")
+
+    def modules(self) -> Iterator[Module]:
+        """The direct sub-modules, in assignment order (not their own sub-modules)."""
+        for module in self._modules.values():
+            if module is not None:
+                yield module
+
+    def named_parameters(self, recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """``(dotted name, Parameter)`` pairs in the order of ``parameters()``."""
+        seen: set[int] = set()
+        for name, param in self._all_named_parameters("", recurse):
+            if id(param) not in seen:  # a Parameter shared by two modules comes once
+                seen.add(id(param))
+                yield name, param
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Own Parameters first, then each sub-module's (recursively), in assignment order.
+
+        With ``recurse=False``, own Parameters only. Each Parameter comes once,
+        even when it is registered under two names.
+        """
+        for _, param in self.named_parameters(recurse):
+            yield param
+
+    def _all_named_parameters(self, prefix: str, recurse: bool) -> Iterator[tuple[str, Parameter]]:
+        for name, param in self._parameters.items():
+            if param is not None:
+                yield prefix + name, param
+        if recurse:
+            for name, module in self._modules.items():
+                if module is not None:
+                    yield from module._all_named_parameters(f"{prefix}{name}.", recurse)
+
+    def state_dict(self) -> dict[str, Arr]:
+        """A copy of every Parameter's values, keyed by dotted name (``"linear1.weight"``).
+
+        Ordered like ``parameters()``; the arrays are copies, so later training
+        does not change a saved state.
+        """
+        return {name: param.array.copy() for name, param in self._all_named_parameters("", True)}
+
+    def load_state_dict(self, state: Mapping[str, npt.ArrayLike | Tensor]) -> None:
+        """Copy ``state``'s values into the existing Parameters, in place.
+
+        The Parameters stay the same objects with the same arrays, so anything
+        holding them (an optimiser) sees the new values. ``state`` needs exactly
+        the keys of ``state_dict()`` with the same shapes; otherwise nothing is
+        copied and a ``RuntimeError`` names every missing, unexpected and
+        mis-shaped key.
+        """
+        params = dict(self._all_named_parameters("", True))
+        values = {
+            name: value.array if isinstance(value, Tensor) else np.asarray(value)
+            for name, value in state.items()
+        }
+        problems = [f"missing key {name!r}" for name in params if name not in values]
+        problems += [f"unexpected key {name!r}" for name in values if name not in params]
+        problems += [
+            f"shape mismatch for {name!r}: the state has shape {values[name].shape}, "
+            f"the model's parameter has shape {param.shape}"
+            for name, param in params.items()
+            if name in values and values[name].shape != param.shape
+        ]
+        if problems:
+            raise RuntimeError(
+                f"cannot load the state into {type(self).__name__}:\n  "
+                + "\n  ".join(problems)
+                + "\nthe state must have exactly the keys and shapes of model.state_dict()"
+            )
+        for name, param in params.items():
+            np.copyto(param.array, values[name])
+
+    def extra_repr(self) -> str:
+        """The settings shown inside the parentheses of ``repr``; none by default."""
+        return ""
+
+    def __repr__(self) -> str:
+        # PyTorch's layout: settings, then one indented line per sub-module.
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [
+            f"({name}): " + repr(module).replace("\n", "\n  ")
+            for name, module in self._modules.items()
+        ]
+        name = type(self).__name__
+        if not child_lines and len(extra_lines) <= 1:
+            return f"{name}({extra})"
+        return f"{name}(\n  " + "\n  ".join(extra_lines + child_lines) + "\n)"
+
+
+class Linear(Module):
+    """A fully connected layer: ``y = x @ weight.T + bias``.
+
+    ``weight`` has shape (out_features, in_features) and ``bias`` shape
+    (out_features,), both float32, drawn uniformly from
+    ``[-1/sqrt(in_features), 1/sqrt(in_features))`` as in PyTorch. Pass ``rng``
+    for reproducible weights. ``bias=False`` sets ``bias`` to None.
+    """
+
+    weight: Parameter
+    bias: Parameter | None
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(
+                f"Linear needs at least one input and one output feature, "
+                f"got in_features={in_features}, out_features={out_features}"
+            )
+        self.in_features = in_features
+        self.out_features = out_features
+        rng = np.random.default_rng() if rng is None else rng
+        bound = 1 / math.sqrt(in_features)
+        weight = rng.uniform(-bound, bound, size=(out_features, in_features))
+        self.weight = Parameter(Tensor(weight.astype(np.float32)))
+        if bias:
+            values = rng.uniform(-bound, bound, size=out_features)
+            self.bias = Parameter(Tensor(values.astype(np.float32)))
+        else:
+            self.bias = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x @ weight.T + bias``: shape (*, in_features) to (*, out_features).
+
+        Matrix multiplication is 2-D only at this step, so an input with other
+        than two dimensions is flattened to (batch, in_features) and the result
+        reshaped back.
+        """
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear(in_features={self.in_features}) needs an input of shape "
+                f"(*, {self.in_features}), got shape {x.shape}"
+            )
+        flat = x if x.ndim == 2 else x.reshape(-1, self.in_features)
+        out = flat @ self.weight.T
+        if self.bias is not None:
+            out = out + self.bias
+        return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class ReLU(Module):
+    """``max(x, 0)`` elementwise; any shape.
+
+    Built on ``maximum``, so the gradient at exactly 0 is 0.5 (``torch.relu``
+    gives 0 there). ``ReLU(inplace=True)`` writes the result into its input
+    and returns it (see ``relu``); that variant's gradient at 0 is 0.
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.relu_() if self.inplace else x.relu()
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class MLP(Module):
+    """The network of the lesson: 784 -> 64 -> ReLU -> 64 -> ReLU -> 10.
+
+    Takes a batch of flattened 28x28 images, shape (batch, 784), and returns
+    one logit per class, shape (batch, 10). ``rng`` makes the weights
+    reproducible.
+    """
+
+    def __init__(self, *, rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        self.linear1 = Linear(28 * 28, 64, rng=rng)
+        self.relu1 = ReLU()
+        self.linear2 = Linear(64, 64, rng=rng)
+        self.relu2 = ReLU()
+        self.linear3 = Linear(64, 10, rng=rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu1(self.linear1(x))
+        x = self.relu2(self.linear2(x))
+        return self.linear3(x)
+
+
+def cross_entropy(logits: Tensor, true_labels: Tensor | Arr) -> Tensor:
+    """The cross-entropy loss of each example, without reduction.
+
+    ``loss[i] = log(sum_j exp(logits[i, j])) - logits[i, true_labels[i]]``:
+    minus the log of the softmax probability of the true class. Shapes:
+    ``logits`` (batch, classes), ``true_labels`` integer class indices (batch,),
+    the result (batch,). Built from engine operations, so it backpropagates to
+    ``logits``. Stable for large logits: each row's maximum is subtracted
+    first, so ``exp`` never sees a positive number. The maximum is taken from
+    the array, outside the graph: the loss does not depend on it, so it needs
+    no gradient.
+    """
+    labels = true_labels.array if isinstance(true_labels, Tensor) else np.asarray(true_labels)
+    if logits.ndim != 2:
+        raise ValueError(
+            f"cross_entropy needs logits of shape (batch, classes), got shape {logits.shape}"
+        )
+    batch, n_classes = logits.shape
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"true_labels must be integer class indices, got dtype {labels.dtype}")
+    if labels.shape != (batch,):
+        raise ValueError(
+            f"true_labels must have shape ({batch},), one label per row of logits of shape "
+            f"{logits.shape}; got shape {labels.shape}"
+        )
+    out_of_range = labels[(labels < 0) | (labels >= n_classes)]
+    if out_of_range.size:
+        raise IndexError(
+            f"true_labels must lie in [0, {n_classes}) for {n_classes} classes, "
+            f"got {out_of_range.tolist()}"
+        )
+    shifted = logits - Tensor(logits.array.max(axis=1, keepdims=True))
+    log_sum_exp = shifted.exp().sum(dim=1).log()
+    return log_sum_exp - shifted[np.arange(batch), labels]
