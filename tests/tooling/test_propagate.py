@@ -15,7 +15,7 @@ from shared.tools.drift import check_drift
 pytestmark = pytest.mark.tooling
 
 SOURCE_STEP = 3
-FILE = "npgrad/registry.py"
+FILE = "npgrad/grad_mode.py"  # a line no later lesson changes
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -60,8 +60,8 @@ def _snapshot(steps: Path) -> dict[str, bytes]:
 def test_a_one_line_fix_reaches_every_later_step(repo: Path) -> None:
     steps = step_dirs(repo / "steps")
     target = steps[SOURCE_STEP] / FILE
-    old = "register one "
-    new = "register it "
+    old = "on or off for every later operation"
+    new = "on or off for all later operations"
     target.write_text(target.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
     assert check_drift(repo / "steps")[0], "the unpropagated fix is drift"
 
