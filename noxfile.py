@@ -16,7 +16,8 @@ the learner and maintainer tools in ``shared/tools``). Per step there are also
 ``diff-NN`` (what lesson NN changes) and ``exercise-NN -- DIR`` (a learner's
 workspace); ``propagate -- NN`` carries a fix in step NN into later steps.
 
-``nox -s train -- [options]`` trains step 08's MLP on MNIST (not a default session).
+``nox -s train -- [options]`` trains step 08's MLP on MNIST, and ``nox -s train -- --model
+resnet`` step 11's ResNet (not a default session).
 """
 
 from pathlib import Path
@@ -105,7 +106,8 @@ def test(session: nox.Session) -> None:
         run_step_tests(session, step, "-q", *session.posargs)
 
 
-TRAINING_STEP = 8
+TRAINING_STEP = 8  # the MLP lesson: the main job
+MODEL_STEP = 11  # the first step whose train.py takes --model (mlp or resnet)
 
 
 @nox.session(default=False)
@@ -113,10 +115,12 @@ def train(session: nox.Session) -> None:
     """Train step 08's MLP on MNIST: ``nox -s train -- --epochs 1 --plot curves.png``.
 
     Runs ``steps/08_training/train.py`` with the options after ``--`` (see its
-    ``--help``), with the repository root on ``PYTHONPATH`` for ``shared``.
+    ``--help``), with the repository root on ``PYTHONPATH`` for ``shared``. With
+    ``--model`` (``--model resnet``) it runs ``steps/11_resnet/train.py`` instead.
     """
     install_groups(session, "train")
-    script = STEPS[TRAINING_STEP] / "train.py"
+    wants_model = any(arg == "--model" or arg.startswith("--model=") for arg in session.posargs)
+    script = STEPS[MODEL_STEP if wants_model else TRAINING_STEP] / "train.py"
     env = {**ONE_THREAD, "PYTHONPATH": str(ROOT)}
     session.run("python", str(script), *session.posargs, env=env)
 

@@ -131,6 +131,8 @@ def plot_training(
             fontsize=8,
         )
     accuracy_axes.margins(x=0.08, y=0.2)
+    bottom, top = accuracy_axes.get_ylim()
+    accuracy_axes.set_ylim(bottom, min(top, 100.5))  # no accuracy scale beyond 100%
     accuracy_axes.set_xlabel("epoch")
     accuracy_axes.set_ylabel("test accuracy (%)")
     accuracy_axes.set_title("Test accuracy per epoch")

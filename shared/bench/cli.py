@@ -1,13 +1,16 @@
 """``python -m shared.bench`` (what ``nox -s bench`` runs): the side-by-side benchmark.
 
-Three parts, all in one process, every side on one BLAS thread (and ``torch`` on one
-thread):
+Four parts, every side on one BLAS thread (and ``torch`` on one thread):
 
 1. training: the step's MLP against the hand-written NumPy lower bound and PyTorch, on the
    same MNIST batches; median time per batch over alternating repeats, time per epoch,
    test accuracy after one full epoch each, and peak memory of a short slice;
 2. per-op overhead of one small multiply, forward and forward+backward, against NumPy;
-3. deep chains of 10^4 to 10^6 ops: build and backward times, scaling, memory, deletion.
+3. deep chains of 10^4 to 10^6 ops: build and backward times, scaling, memory, deletion;
+4. conv2d forward+backward against PyTorch on the ResNet's convolution shapes, and the
+   ResNet's time per epoch (:mod:`shared.bench.conv`), for the latest step by default: a
+   child process when that is not the step measured above, as one process can import only
+   one ``npgrad``.
 
 A summary table ends with PASS/FAIL per target; the exit status is 1 when a target fails
 (unless ``--no-fail``). The step's package is imported inside :func:`load_step`, after its
@@ -19,9 +22,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.bench import micro, report, training
+from shared.bench import conv, micro, report, training
 from shared.bench.numpy_mlp import NumpyMLP
 from shared.data import DATASETS, batches, load_dataset, normalise
 from shared.steps import step_dirs
@@ -44,7 +50,7 @@ __all__ = [
     "parse_args",
 ]
 
-PARTS = ("train", "op", "chain")
+PARTS = ("train", "op", "chain", "conv")
 
 
 TRAINING_STEP = 8  # the lesson's training step: the MLP the targets are about
@@ -140,7 +146,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="benchmark the npgrad package inside DIR (e.g. a modified copy of a step) "
         "instead of the step's own; --step still names the step it stands for",
     )
-    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: train,op,chain")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help="comma-separated: train,op,chain,conv"
+    )
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--batches", type=int, default=300, help="timed batches per repeat")
@@ -164,6 +172,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--chain-sizes", default="10000,100000,1000000", help="comma-separated chain lengths"
     )
     parser.add_argument("--chain-repeats", type=int, default=3)
+    parser.add_argument(
+        "--conv-step",
+        type=int,
+        default=None,
+        help="the step whose conv2d and ResNet are timed (default: the latest step)",
+    )
+    parser.add_argument(
+        "--conv-repeats", type=int, default=7, help="conv2d timings per side and shape"
+    )
+    parser.add_argument(
+        "--conv-batches", type=int, default=50, help="timed ResNet batches for its epoch time"
+    )
     parser.add_argument("--json", type=Path, default=Path("out/bench.json"))
     parser.add_argument("--plot", type=Path, default=Path("out/bench.png"))
     parser.add_argument("--no-fail", action="store_true", help="exit 0 even if a target fails")
@@ -306,6 +326,49 @@ def run_chain(args: argparse.Namespace, npgrad: ModuleType, step_path: Path) -> 
     return out
 
 
+def run_conv_part(
+    args: argparse.Namespace, step: int, npgrad: ModuleType, torch: ModuleType | None
+) -> dict[str, Any]:
+    """Part 4 for ``--conv-step``: in this process if it is the step loaded, else in a child.
+
+    The child is ``python -m shared.bench.conv`` with the same environment (one thread),
+    dataset and torch choice; its JSON is read back.
+    """
+    conv_step = args.conv_step if args.conv_step is not None else max(step_dirs())
+    if conv_step == step and args.impl is None:
+        if not conv.has_conv_api(npgrad):
+            return conv.run_conv(npgrad, torch, None, None)
+        dataset = load_dataset(args.dataset, args.data_dir)
+        images = normalise(dataset.train_images, dataset.mean, dataset.std).reshape(-1, 1, 28, 28)
+        result = conv.run_conv(
+            npgrad,
+            torch,
+            images,
+            dataset.train_labels,
+            repeats=args.conv_repeats,
+            timed_batches=args.conv_batches,
+            batch_size=args.batch_size,
+        )
+    else:
+        print(f"  step {conv_step:02d}, in a child process", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "conv.json"
+            command = [sys.executable, "-m", "shared.bench.conv", "--step", str(conv_step)]
+            command += ["--dataset", args.dataset, "--json", str(out)]
+            command += ["--repeats", str(args.conv_repeats), "--batches", str(args.conv_batches)]
+            command += ["--batch-size", str(args.batch_size)]
+            if args.data_dir is not None:
+                command += ["--data-dir", str(args.data_dir)]
+            if torch is None:
+                command.append("--no-torch")
+            finished = subprocess.run(command, capture_output=True, text=True, check=False)
+            if finished.returncode != 0:
+                return {"error": f"{' '.join(command[1:4])} failed: {finished.stderr.strip()}"}
+            result = json.loads(out.read_text(encoding="utf-8"))
+    result["step"] = conv_step
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected parts, print the summary, write JSON and PNG; the exit status."""
     args = parse_args(argv)
@@ -352,6 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     if "chain" in args.parts:
         results["deep_chain"] = run_chain(args, npgrad, step_path)
+    if "conv" in args.parts:
+        print("conv2d and ResNet timings ...", flush=True)
+        results["conv"] = run_conv_part(args, step, npgrad, torch)
     results["meta"]["wall_s"] = time.perf_counter() - started
 
     targets = report.evaluate_targets(results)

@@ -1,9 +1,9 @@
 """Turning the benchmark's results into targets, a summary table, JSON and a bar chart.
 
 The results are one JSON-ready dict (see :mod:`shared.bench.cli` for how it is filled):
-``meta``, ``training`` (or ``{"skipped": reason}``), ``per_op``, ``deep_chain``. This module
-reads that dict only; it imports NumPy, matplotlib (Agg, no pyplot) and the standard
-library, never ``npgrad``.
+``meta``, ``training`` (or ``{"skipped": reason}``), ``per_op``, ``deep_chain``, ``conv``.
+This module reads that dict only; it imports NumPy, matplotlib (Agg, no pyplot), the
+standard library and :mod:`shared.bench.conv` (for its summary lines), never ``npgrad``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any, Final
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from shared.bench.conv import format_conv_summary
 
 __all__ = [
     "MAX_ACCURACY_GAP",
@@ -137,6 +139,11 @@ def evaluate_targets(results: Results) -> list[Target]:
                 delete["detail"],
             )
         )
+    # The convolution timings have no target (the issue asks for the ratio, not a bound);
+    # only a part that crashed is a failure.
+    conv = results.get("conv", {})
+    if "error" in conv:
+        targets.append(Target("conv2d and ResNet timings run", "FAIL", "error", conv["error"]))
     return targets
 
 
@@ -237,6 +244,13 @@ def format_summary(results: Results, targets: Sequence[Target]) -> str:
         lines.append("")
     elif "error" in chain:
         lines += [f"Deep chain: FAILED: {chain['error']}", ""]
+    conv = results.get("conv")
+    if conv is not None:
+        if "error" in conv:
+            lines += [f"conv2d / ResNet: FAILED: {conv['error']}", ""]
+        else:
+            step = f"step {conv['step']:02d}: " if "step" in conv else ""
+            lines += [step + format_conv_summary(conv), ""]
     lines.append("Targets:")
     for target in targets:
         detail = f"  ({target.detail})" if target.detail else ""

@@ -1,0 +1,155 @@
+"""Backpropagation: order the recorded graph, then run every backward function once."""
+
+from collections.abc import Hashable, Iterable, Iterator
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from npgrad.arrays import Arr
+from npgrad.registry import BACK_FUNCS, describe_arg
+from npgrad.tensor import Recipe, Tensor
+
+
+class InplaceError(RuntimeError):
+    """An array that a backward function reads was changed in place after the forward pass."""
+
+
+class CycleError(ValueError):
+    """The graph handed to ``topological_sort`` contains a cycle."""
+
+
+Node = TypeVar("Node", bound=Hashable)
+
+
+class ChildrenGetter(Protocol[Node]):
+    """Gives the nodes one node depends on (for a Tensor: the parents in its recipe)."""
+
+    def __call__(self, node: Node, /) -> Iterable[Node]: ...
+
+
+def topological_sort(node: Node, get_children: ChildrenGetter[Node]) -> list[Node]:
+    """Every node reachable from ``node``, each listed after all of its children.
+
+    The furthest nodes come first and ``node`` itself last. A depth-first
+    search with an explicit stack instead of recursion, so a graph a million
+    nodes deep does not hit Python's recursion limit. A node met again while
+    it is still on the current path closes a cycle, which raises ``CycleError``.
+    """
+    order: list[Node] = []
+    finished: set[Node] = set()
+    on_path: set[Node] = {node}
+    stack: list[tuple[Node, Iterator[Node]]] = [(node, iter(get_children(node)))]
+    while stack:
+        current, children = stack[-1]
+        for child in children:
+            if child in finished:
+                continue
+            if child in on_path:
+                raise CycleError(
+                    f"the graph has a cycle through {_short_repr(child)}: "
+                    "a node cannot depend on itself"
+                )
+            on_path.add(child)
+            stack.append((child, iter(get_children(child))))
+            break
+        else:  # every child is finished: so is current
+            stack.pop()
+            on_path.remove(current)
+            finished.add(current)
+            order.append(current)
+    return order
+
+
+def _short_repr(node: object) -> str:
+    text = repr(node)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parents(tensor: Tensor) -> Iterable[Tensor]:
+    return () if tensor.recipe is None else tensor.recipe.parents.values()
+
+
+def sorted_computational_graph(tensor: Tensor) -> list[Tensor]:
+    """``tensor`` and everything it was computed from, ``tensor`` first.
+
+    Each node comes before the nodes it was computed from, so when backprop
+    reaches a node, every use of it has already sent back its gradient.
+    """
+    return topological_sort(tensor, _parents)[::-1]
+
+
+def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
+    """Accumulate into ``.grad`` of every leaf that requires grad the gradient of ``end_node``.
+
+    ``end_grad`` is the gradient to start from, shaped like ``end_node``; it
+    defaults to ones for a one-element output. Gradients of leaves are summed
+    into their ``.grad`` (never overwritten). Intermediate gradients are kept
+    in a dictionary only until their node has been processed.
+    """
+    grads: dict[Tensor, Arr] = {end_node: _initial_grad(end_node, end_grad)}
+    for node in sorted_computational_graph(end_node):
+        grad_out = grads.pop(node)  # consumed now: released as soon as we move on
+        recipe = node.recipe
+        if recipe is None:
+            if node.requires_grad:
+                # Fresh arrays only: the incoming gradient may be a caller's array,
+                # a read-only broadcast view or the very array another leaf receives.
+                total = grad_out.copy() if node.grad is None else node.grad.array + grad_out
+                node.grad = Tensor(total)
+            continue
+        _check_saved_versions(node, recipe)
+        for key, parent in recipe.parents.items():  # key: a position or a keyword name
+            back_fn = BACK_FUNCS.get_back_func(recipe.func, key)
+            grad_in = back_fn(grad_out, node.array, *recipe.args, **recipe.kwargs)
+            if grad_in.shape != parent.array.shape:
+                name = getattr(recipe.func, "__name__", repr(recipe.func))
+                raise RuntimeError(
+                    f"the backward function for {describe_arg(key)} of {name} returned a "
+                    f"gradient of shape {grad_in.shape} for an input of shape "
+                    f"{parent.array.shape}: a gradient must have its input's shape"
+                )
+            previous = grads.get(parent)
+            # Not +=: the stored array may be shared with another node or read-only.
+            grads[parent] = grad_in if previous is None else previous + grad_in
+
+
+def _initial_grad(end_node: Tensor, end_grad: Tensor | Arr | None) -> Arr:
+    if not end_node.requires_grad:
+        raise RuntimeError(
+            "backward() on a tensor that does not require grad: create the inputs with "
+            "requires_grad=True, and compute the result while grad tracking is enabled"
+        )
+    if end_grad is None:
+        if end_node.array.size != 1:
+            raise RuntimeError(
+                f"backward() without a gradient needs a one-element output, this one has "
+                f"shape {end_node.shape}: pass end_grad shaped {end_node.shape}, or reduce "
+                "the output first (for example with .sum())"
+            )
+        return np.ones_like(end_node.array)
+    grad = end_grad.array if isinstance(end_grad, Tensor) else np.asarray(end_grad)
+    if grad.shape != end_node.shape:
+        raise ValueError(
+            f"end_grad has shape {grad.shape} but the output has shape {end_node.shape}: "
+            "the starting gradient must match the output's shape"
+        )
+    return grad
+
+
+def _check_saved_versions(node: Tensor, recipe: Recipe) -> None:
+    """Raise ``InplaceError`` if an array this recipe's backward reads changed since forward."""
+    name = getattr(recipe.func, "__name__", repr(recipe.func))
+    advice = "make the in-place change after backward(), or apply it to a copy"
+    for key, counter, version in recipe.saved_versions:
+        if counter.value != version:
+            raise InplaceError(
+                f"{describe_arg(key)} of {name}, saved for backward, was modified by an "
+                f"in-place operation: it is at version {counter.value}, expected version "
+                f"{version}; {advice}"
+            )
+    if BACK_FUNCS.reads_output(recipe.func) and node._version != recipe.out_version:
+        raise InplaceError(
+            f"the output of {name}, saved for backward, was modified by an in-place "
+            f"operation: it is at version {node._version}, expected version "
+            f"{recipe.out_version}; {advice}"
+        )

@@ -1,0 +1,52 @@
+"""The global switch that decides whether operations record recipes.
+
+Read it with ``is_grad_enabled()`` every time: a ``from ... import`` of the
+flag itself would copy its value once and never see it change.
+"""
+
+from types import TracebackType
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when operations record how their results were computed."""
+    return _grad_enabled
+
+
+def set_grad_enabled(enabled: bool) -> None:
+    """Turn recording of recipes on or off for every later operation."""
+    global _grad_enabled
+    _grad_enabled = enabled
+
+
+class NoGrad:
+    """A context manager: ``with NoGrad():`` runs its block with tracking off.
+
+    On entry it saves the current state of the switch and turns tracking off;
+    on exit, normal or by an exception, it restores the saved state. So a
+    block nested in another, or inside ``set_grad_enabled(False)``, leaves the
+    switch as it found it. Exceptions are never swallowed. The saved states
+    form a stack, so even one instance entered twice (nested) restores
+    correctly. ``no_grad`` is the same class under PyTorch's name.
+    """
+
+    __slots__ = ("_saved",)
+
+    def __init__(self) -> None:
+        self._saved: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._saved.append(is_grad_enabled())
+        set_grad_enabled(False)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        set_grad_enabled(self._saved.pop())
+
+
+no_grad = NoGrad

@@ -1,0 +1,314 @@
+"""The Tensor: a NumPy array plus what autograd needs to know about it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import EllipsisType
+from typing import TypeAlias, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from npgrad.arrays import Arr
+
+
+class VersionCounter:
+    """How many in-place operations have changed one array.
+
+    Shared by every Tensor that stands for the same array (a Parameter and the
+    tensor it wraps, and the node an in-place operation leaves behind), so a
+    change through any of them is seen by all.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Recipe:
+    """How a tensor was computed: everything its backward pass needs.
+
+    ``func`` is the NumPy forward function (the key into ``BACK_FUNCS``);
+    ``args`` are the positional arguments it received, the very arrays (not
+    copies) and plain values such as Python floats; ``kwargs`` its keyword
+    arguments, Tensors among them unboxed to their arrays too; ``parents``
+    maps each input that needs a gradient to its Tensor, keyed by position,
+    or by keyword name for a Tensor that stayed a keyword (see
+    ``wrap_forward_fn``).
+
+    ``saved_versions`` holds ``(position or name, version counter, version)``
+    for every Tensor argument, and ``out_version`` the output's version when
+    the recipe was made: backprop checks that no in-place operation changed
+    them since, because the backward functions read those very arrays.
+    """
+
+    func: Callable[..., Arr]
+    args: tuple[object, ...]
+    kwargs: dict[str, object]
+    parents: dict[int | str, Tensor]
+    saved_versions: tuple[tuple[int | str, VersionCounter, int], ...] = ()
+    out_version: int = 0
+
+
+class Tensor:
+    """A NumPy array with autograd bookkeeping.
+
+    ``array`` holds the data (an ndarray passed in is shared, not copied);
+    ``requires_grad`` says whether a gradient is wanted for this tensor;
+    ``grad`` receives that gradient as a Tensor; ``recipe`` records how the
+    tensor was computed, and is None for a tensor created directly (a leaf).
+    """
+
+    __slots__ = ("_version_counter", "array", "grad", "recipe", "requires_grad")
+
+    array: Arr
+    requires_grad: bool
+    grad: Tensor | None
+    recipe: Recipe | None
+    _version_counter: VersionCounter
+
+    def __init__(self, array: npt.ArrayLike, requires_grad: bool = False) -> None:
+        self.array = np.asarray(array)
+        if self.array.dtype.kind == "O":
+            raise TypeError(
+                "Tensor data must be numbers or arrays of numbers, not Python objects; "
+                "to share another tensor's data, pass tensor.array"
+            )
+        # Gradients exist only for floating point: integer or boolean data that
+        # must require grad becomes float64, as the exercise's examples expect.
+        if requires_grad and self.array.dtype.kind in "biu":
+            self.array = self.array.astype(np.float64)
+        self.requires_grad = requires_grad
+        self.grad = None
+        self.recipe = None
+        self._version_counter = VersionCounter()
+
+    def __repr__(self) -> str:
+        return f"Tensor({self.array!r}, requires_grad={self.requires_grad})"
+
+    # By identity: two tensors with equal values are still two graph nodes.
+    # Spelled out because a class that defines __eq__ (step 06) loses its
+    # inherited __hash__; object's own is implemented in C, and backprop
+    # hashes every node several times.
+    __hash__ = object.__hash__
+
+    def __len__(self) -> int:
+        if self.array.ndim == 0:
+            raise TypeError("len() of a 0-d tensor: it has no first dimension; use .item()")
+        return len(self.array)
+
+    def __bool__(self) -> bool:
+        if self.array.size != 1:
+            raise RuntimeError(
+                f"the truth value of a tensor with {self.array.size} elements is ambiguous: "
+                "reduce it first (for example with .item() on a one-element result)"
+            )
+        return bool(self.array)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.array.ndim
+
+    @overload
+    def size(self) -> tuple[int, ...]: ...
+    @overload
+    def size(self, dim: int) -> int: ...
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
+        """The shape, or the length of dimension ``dim`` (negative counts from the end)."""
+        return self.array.shape if dim is None else self.array.shape[dim]
+
+    def item(self) -> float:
+        """The single value of a one-element tensor, as a Python number."""
+        if self.array.size != 1:
+            raise RuntimeError(
+                f"item() needs a tensor with one element, this one has {self.array.size}: "
+                "index or reduce it first"
+            )
+        value: float = self.array.item()
+        return value
+
+    @property
+    def _version(self) -> int:
+        """How many in-place operations have changed this tensor's array (like PyTorch's)."""
+        return self._version_counter.value
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for a tensor that no recorded operation produced."""
+        return self.recipe is None
+
+    def backward(self, end_grad: Tensor | Arr | None = None) -> None:
+        """Backpropagate from this tensor; see ``npgrad.autograd.backprop``."""
+        autograd.backprop(self, end_grad)
+
+    def __mul__(self, other: Tensor | float) -> Tensor:
+        return ops.multiply(self, other)
+
+    def __rmul__(self, other: Tensor | float) -> Tensor:
+        return ops.multiply(other, self)
+
+    def log(self) -> Tensor:
+        return ops.log(self)
+
+    def __neg__(self) -> Tensor:
+        return ops.negative(self)
+
+    def __add__(self, other: Tensor | float) -> Tensor:
+        return ops.add(self, other)
+
+    def __radd__(self, other: Tensor | float) -> Tensor:
+        return ops.add(other, self)
+
+    def __sub__(self, other: Tensor | float) -> Tensor:
+        return ops.subtract(self, other)
+
+    def __rsub__(self, other: Tensor | float) -> Tensor:
+        return ops.subtract(other, self)
+
+    def __truediv__(self, other: Tensor | float) -> Tensor:
+        return ops.true_divide(self, other)
+
+    def __rtruediv__(self, other: Tensor | float) -> Tensor:
+        return ops.true_divide(other, self)
+
+    def __matmul__(self, other: Tensor) -> Tensor:
+        return ops.matmul(self, other)
+
+    def __getitem__(self, index: Index) -> Tensor:
+        return ops.getitem(self, index)
+
+    # A Tensor of booleans, as in PyTorch, where object.__eq__ promises a bool.
+    # __hash__ is defined above, so it stays (by identity).
+    def __eq__(self, other: Tensor | float) -> Tensor:  # type: ignore[override]
+        return ops.eq(self, other)
+
+    def exp(self) -> Tensor:
+        return ops.exp(self)
+
+    def reshape(self, *shape: int) -> Tensor:
+        return ops.reshape(self, shape)
+
+    def permute(self, *dims: int) -> Tensor:
+        return ops.permute(self, dims)
+
+    @property
+    def T(self) -> Tensor:
+        """The dimensions in reverse order: the transpose of a 2-D tensor."""
+        return ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    def expand(self, *sizes: int) -> Tensor:
+        return ops.expand(self, sizes)
+
+    def sum(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        return ops.sum(self, dim, keepdim)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return ops.argmax(self, dim, keepdim)
+
+    def maximum(self, other: Tensor | float) -> Tensor:
+        return ops.maximum(self, other)
+
+    def relu(self) -> Tensor:
+        return ops.relu(self)
+
+    def relu_(self) -> Tensor:
+        return ops.relu(self, inplace=True)
+
+    def add_(self, other: Tensor | float, alpha: float = 1.0) -> Tensor:
+        return ops.add_(self, other, alpha)
+
+    def where(self, condition: Tensor | Arr, other: Tensor | float) -> Tensor:
+        """``where(condition, self, other)``: this tensor where ``condition`` holds."""
+        return ops.where(condition, self, other)
+
+    def all(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        return ops.all(self, dim, keepdim)
+
+    def any(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        return ops.any(self, dim, keepdim)
+
+    def floor(self) -> Tensor:
+        return ops.floor(self)
+
+    def ceil(self) -> Tensor:
+        return ops.ceil(self)
+
+    def logical_not(self) -> Tensor:
+        return ops.logical_not(self)
+
+    def less(self, other: Tensor | float) -> Tensor:
+        return ops.less(self, other)
+
+    def greater(self, other: Tensor | float) -> Tensor:
+        return ops.greater(self, other)
+
+    def less_equal(self, other: Tensor | float) -> Tensor:
+        return ops.less_equal(self, other)
+
+    def greater_equal(self, other: Tensor | float) -> Tensor:
+        return ops.greater_equal(self, other)
+
+    def __lt__(self, other: Tensor | float) -> Tensor:
+        return ops.less(self, other)
+
+    def __gt__(self, other: Tensor | float) -> Tensor:
+        return ops.greater(self, other)
+
+    def __le__(self, other: Tensor | float) -> Tensor:
+        return ops.less_equal(self, other)
+
+    def __ge__(self, other: Tensor | float) -> Tensor:
+        return ops.greater_equal(self, other)
+
+
+# What ``t[index]`` accepts: ints, slices, Ellipsis, None, integer (or boolean)
+# arrays, lists or Tensors, or a tuple of these. NumPy receives the same with
+# every Tensor replaced by its array.
+ArrayIndexItem: TypeAlias = int | slice | EllipsisType | list[int] | Arr | None
+ArrayIndex: TypeAlias = ArrayIndexItem | tuple[ArrayIndexItem, ...]
+IndexItem: TypeAlias = ArrayIndexItem | Tensor
+Index: TypeAlias = IndexItem | tuple[IndexItem, ...]
+
+
+def tensor(
+    data: npt.ArrayLike, requires_grad: bool = False, dtype: npt.DTypeLike | None = None
+) -> Tensor:
+    """A Tensor holding a copy of ``data``, like ``torch.tensor``."""
+    return Tensor(np.array(data, dtype=dtype), requires_grad)
+
+
+def zeros(*shape: int, requires_grad: bool = False, dtype: npt.DTypeLike = np.float64) -> Tensor:
+    """A Tensor of zeros: ``zeros(2, 3)`` has shape (2, 3)."""
+    return Tensor(np.zeros(shape, dtype=dtype), requires_grad)
+
+
+def empty(*shape: int, requires_grad: bool = False, dtype: npt.DTypeLike = np.float64) -> Tensor:
+    """A Tensor of the given shape whose values are whatever memory held."""
+    return Tensor(np.empty(shape, dtype=dtype), requires_grad)
+
+
+def arange(
+    start: float,
+    end: float | None = None,
+    step: float = 1,
+    *,
+    requires_grad: bool = False,
+    dtype: npt.DTypeLike | None = None,
+) -> Tensor:
+    """Evenly spaced values in ``[start, end)``, or ``[0, start)`` with one argument."""
+    array = (
+        np.arange(start, dtype=dtype) if end is None else np.arange(start, end, step, dtype=dtype)
+    )
+    return Tensor(array, requires_grad)
+
+
+# Imported last: the operations need the Tensor class above, and Tensor's
+# methods call the operations, so each module needs the other.
+from npgrad import autograd, ops  # noqa: E402

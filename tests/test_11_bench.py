@@ -1,0 +1,138 @@
+"""Step 11: the convolution benchmark (shared.bench.conv) runs and reports sensibly.
+
+Tiny shapes and few repeats: these tests check the plumbing, not the speed.
+"""
+
+import argparse
+import types
+
+import numpy as np
+import pytest
+
+import npgrad
+from shared import data
+from shared.bench import cli, conv, report
+from shared.testing.parity import require_torch
+
+pytestmark = pytest.mark.step(11)
+
+TINY = (conv.ConvShape(2, 2, 6, 3, 3, 1, 1), conv.ConvShape(2, 3, 5, 2, 1, 2, 0))
+
+
+def test_time_conv2d_without_torch_times_npgrad_alone() -> None:
+    timings = conv.time_conv2d(npgrad, None, TINY, repeats=1)
+    assert [t.shape for t in timings] == [shape.label() for shape in TINY]
+    assert all(t.npgrad_ms > 0 and t.torch_ms is None and t.ratio is None for t in timings)
+
+
+@pytest.mark.parity
+def test_time_conv2d_against_torch_gives_a_ratio() -> None:
+    torch = require_torch()
+    (timing,) = conv.time_conv2d(npgrad, torch, TINY[:1], repeats=2)
+    assert timing.torch_ms is not None
+    assert timing.torch_ms > 0
+    assert timing.ratio == pytest.approx(timing.npgrad_ms / timing.torch_ms)
+
+
+def test_the_listed_shapes_are_the_resnets_convolutions() -> None:
+    model = npgrad.ResNet()
+    layers = [m for m in all_modules(model) if isinstance(m, npgrad.Conv2d)]
+    listed = {
+        (s.in_channels, s.out_channels, s.kernel, s.stride, s.padding)
+        for s in conv.RESNET_CONV_SHAPES
+    }
+    found = {
+        (m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0]) for m in layers
+    }
+    assert listed == found
+
+
+def all_modules(module: npgrad.Module) -> list[npgrad.Module]:
+    found = [module]
+    for child in module.modules():
+        found += all_modules(child)
+    return found
+
+
+@pytest.mark.parametrize("timed_batches", [3, None])
+def test_time_resnet_epoch_trains_and_times(timed_batches: int | None) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(10, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, 10).astype(np.int64)
+    epoch = conv.time_resnet_epoch(
+        npgrad, images, labels, batch_size=4, timed_batches=timed_batches, channels=(2, 2, 2)
+    )
+    assert epoch.epoch_batches == 3
+    assert epoch.timed_batches == (3 if timed_batches is None else timed_batches)
+    assert epoch.median_batch_s > 0
+    assert epoch.measured_full_epoch is (timed_batches is None)
+    if timed_batches is not None:
+        assert epoch.epoch_s == pytest.approx(epoch.median_batch_s * 3)
+
+
+def test_run_conv_reports_and_formats() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(8, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, 8).astype(np.int64)
+    result = conv.run_conv(npgrad, None, images, labels, repeats=1, timed_batches=1, batch_size=4)
+    assert len(result["conv2d"]) == len(conv.RESNET_CONV_SHAPES)
+    assert result["conv2d_ratio_total"] is None  # no torch
+    assert result["resnet_epoch"]["epoch_batches"] == 2
+    text = conv.format_conv_summary(result)
+    assert "conv2d forward+backward" in text
+    assert "ResNet 16-32-64, batch 4" in text
+
+
+def test_run_conv_skips_a_step_without_convolution() -> None:
+    older = types.ModuleType("npgrad")
+    result = conv.run_conv(older, None, None, None)
+    assert "skipped" in result
+    assert "skipped" in conv.format_conv_summary(result)
+
+
+def test_the_summary_shows_the_conv_part_and_a_crash_is_a_failed_target() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(4, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, 4).astype(np.int64)
+    result = conv.run_conv(npgrad, None, images, labels, repeats=1, timed_batches=1, batch_size=4)
+    meta = {
+        "step": 8,
+        "step_dir": "steps/08_training",
+        "dataset": "MNIST",
+        "batch_size": 64,
+        "lr": 0.01,
+        "seed": 0,
+        "python": "3.11",
+        "numpy": np.__version__,
+        "torch": None,
+        "blas_threads": "1",
+        "torch_threads": None,
+    }
+    results = {"meta": meta, "conv": {**result, "step": 11}}
+    targets = report.evaluate_targets(results)
+    assert "step 11: conv2d forward+backward" in report.format_summary(results, targets)
+    assert not [t for t in targets if t.status == "FAIL"]
+
+    crashed = {"meta": meta, "conv": {"error": "shared.bench.conv --step 11 failed: boom"}}
+    targets = report.evaluate_targets(crashed)
+    assert [t.name for t in targets if t.status == "FAIL"] == ["conv2d and ResNet timings run"]
+    assert "conv2d / ResNet: FAILED: shared.bench.conv" in report.format_summary(crashed, targets)
+
+
+def test_the_benchmark_times_the_conv_step_in_a_child_process() -> None:
+    # `nox -s bench` measures step 08's MLP in its own process; step 11's conv2d runs in a
+    # child, as one process imports one npgrad. Real MNIST, as the child loads it itself.
+    if not all((data.cache_root() / "mnist" / n).is_file() for n in data.FILE_NAMES.values()):
+        pytest.skip("real MNIST is not in the cache; run `python -m shared.data` to fetch it")
+    args = cli.parse_args(
+        ["--parts", "conv", "--conv-step", "11", "--conv-repeats", "1", "--conv-batches", "2"]
+    )
+    assert isinstance(args, argparse.Namespace)
+    older = types.ModuleType("npgrad")  # stands for the step measured in this process
+    result = cli.run_conv_part(args, 8, older, None)
+    assert "error" not in result, result.get("error")
+    assert result["step"] == 11
+    assert len(result["conv2d"]) == len(conv.RESNET_CONV_SHAPES)
+    assert all(t["npgrad_ms"] > 0 and t["torch_ms"] is None for t in result["conv2d"])
+    assert result["resnet_epoch"]["timed_batches"] == 2
+    assert result["resnet_epoch"]["epoch_batches"] == 938  # 60000 images in batches of 64

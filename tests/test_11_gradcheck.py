@@ -1,0 +1,186 @@
+"""Step 11: gradcheck over every differentiable operation this step adds.
+
+Each operation in several settings (strides, paddings, overlapping windows, both
+modes of batch normalisation, with and without scale and shift), and through a
+residual block whose weights are inputs too. The last test checks that, with the
+cases of steps 09 and 10, every backward function the package registers is reached.
+"""
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import npgrad
+from npgrad import BACK_FUNCS, Tensor, gradcheck, sorted_computational_graph
+
+pytestmark = pytest.mark.step(11)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One differentiable operation, applied to float64 inputs away from its kinks."""
+
+    name: str
+    fn: Callable[..., Tensor]
+    inputs: Callable[[np.random.Generator], list[Tensor]]
+
+
+def normal(rng: np.random.Generator, *shape: int) -> Tensor:
+    return Tensor(rng.normal(size=shape), requires_grad=True)
+
+
+def distinct(rng: np.random.Generator, *shape: int) -> Tensor:
+    """Values at least 0.1 apart: no ties, so every window's maximum is differentiable."""
+    values = rng.permutation(int(np.prod(shape))).reshape(shape) / 10.0
+    return Tensor(values, requires_grad=True)
+
+
+def positive(rng: np.random.Generator, *shape: int) -> Tensor:
+    return Tensor(rng.uniform(0.5, 2.0, size=shape))  # running variances: no gradient
+
+
+def block(x: Tensor, conv1: Tensor, conv2: Tensor, shortcut: Tensor, scale: Tensor) -> Tensor:
+    """A residual block in training mode, every weight an input: conv, bn, relu, conv, bn."""
+    out = npgrad.conv2d(x, conv1, None, 2, 1)
+    out = npgrad.batch_norm(out, None, None, scale, None, training=True).relu()
+    out = npgrad.batch_norm(npgrad.conv2d(out, conv2, None, 1, 1), None, None, None, None, True)
+    return out + npgrad.conv2d(x, shortcut, None, 2, 0)
+
+
+CASES = [
+    Case(
+        "conv2d[bias]",
+        lambda x, w, b: npgrad.conv2d(x, w, b, 1, 1),
+        lambda r: [normal(r, 2, 2, 4, 4), normal(r, 3, 2, 3, 3), normal(r, 3)],
+    ),
+    Case(
+        "conv2d[stride_padding]",
+        lambda x, w: npgrad.conv2d(x, w, None, (2, 1), (1, 0)),
+        lambda r: [normal(r, 1, 2, 5, 4), normal(r, 2, 2, 3, 2)],
+    ),
+    Case(
+        "conv2d[1x1_stride_3]",
+        lambda x, w, b: npgrad.conv2d(x, w, b, 3),
+        lambda r: [normal(r, 2, 3, 5, 5), normal(r, 2, 3, 1, 1), normal(r, 2)],
+    ),
+    Case(
+        "max_pool2d",
+        lambda x: npgrad.max_pool2d(x, 2),
+        lambda r: [distinct(r, 2, 2, 4, 4)],
+    ),
+    Case(
+        "max_pool2d[overlapping_padded]",
+        lambda x: npgrad.max_pool2d(x, 3, 1, 1),
+        lambda r: [distinct(r, 1, 2, 4, 5)],
+    ),
+    Case(
+        "avg_pool2d",
+        lambda x: npgrad.avg_pool2d(x, 2),
+        lambda r: [normal(r, 2, 2, 4, 4)],
+    ),
+    Case(
+        "avg_pool2d[overlapping_padded]",
+        lambda x: npgrad.avg_pool2d(x, (3, 2), (2, 1), (1, 1)),
+        lambda r: [normal(r, 1, 2, 5, 4)],
+    ),
+    Case(
+        "adaptive_avg_pool2d[1]",
+        lambda x: npgrad.adaptive_avg_pool2d(x, 1),
+        lambda r: [normal(r, 2, 3, 3, 4)],
+    ),
+    Case(
+        "adaptive_avg_pool2d[2x1]",
+        lambda x: npgrad.adaptive_avg_pool2d(x, (2, 1)),
+        lambda r: [normal(r, 1, 2, 4, 3)],
+    ),
+    Case(
+        "batch_norm[train]",
+        lambda x, w, b: npgrad.batch_norm(x, None, None, w, b, training=True),
+        lambda r: [normal(r, 4, 2, 3, 2), normal(r, 2), normal(r, 2)],
+    ),
+    Case(
+        "batch_norm[train_2d_plain]",
+        lambda x: npgrad.batch_norm(x, None, None, training=True, eps=1e-3),
+        lambda r: [normal(r, 5, 3)],
+    ),
+    Case(
+        "batch_norm[eval]",
+        lambda x, w, b, mean, var: npgrad.batch_norm(x, mean, var, w, b),
+        lambda r: [
+            normal(r, 3, 2, 2, 2),
+            normal(r, 2),
+            normal(r, 2),
+            Tensor(r.normal(size=2)),
+            positive(r, 2),
+        ],
+    ),
+    Case(
+        "residual_block",
+        block,
+        lambda r: [
+            normal(r, 4, 2, 4, 4),
+            normal(r, 3, 2, 3, 3),
+            normal(r, 3, 3, 3, 3),
+            normal(r, 3, 2, 1, 1),
+            normal(r, 3),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_gradcheck_passes_for_every_new_operation(case: Case) -> None:
+    inputs = case.inputs(np.random.default_rng(0))
+    assert gradcheck(case.fn, inputs) is True
+
+
+def earlier_cases(step: int) -> list[Case]:
+    """The cases of ``tests/test_{step:02d}_gradcheck.py``, loaded from its file."""
+    path = Path(__file__).with_name(f"test_{step:02d}_gradcheck.py")
+    spec = importlib.util.spec_from_file_location(f"_step_{step:02d}_gradcheck_cases", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cases: list[Case] = module.CASES
+    return cases
+
+
+def test_with_earlier_cases_every_registered_backward_function_is_reached() -> None:
+    covered: set[tuple[object, int | str]] = set()
+    for case in [*earlier_cases(9), *earlier_cases(10), *CASES]:
+        inputs = case.inputs(np.random.default_rng(0))
+        for node in sorted_computational_graph(case.fn(*inputs)):
+            if node.recipe is not None:
+                covered.update((node.recipe.func, key) for key in node.recipe.parents)
+    reached = {forward for forward, _ in covered}
+
+    def in_package(forward: object) -> bool:
+        # Tests register their own throwaway functions; only the package's count.
+        module: str = getattr(forward, "__module__", "") or ""
+        return module.startswith(("npgrad", "numpy")) or isinstance(forward, np.ufunc)
+
+    missing = sorted(
+        f"{getattr(forward, '__name__', forward)} argument {key!r}"
+        for forward, key in BACK_FUNCS.entries()
+        if in_package(forward) and (forward, key) not in covered
+    )
+    missing += sorted(
+        f"{getattr(forward, '__name__', forward)} (variadic)"
+        for forward in BACK_FUNCS.variadic_entries()
+        if in_package(forward) and forward not in reached
+    )
+    assert not missing, f"no gradcheck case reaches: {missing}"
+    new_forwards = {
+        "_conv2d",
+        "_max_pool2d",
+        "_avg_pool2d",
+        "_adaptive_avg_pool2d",
+        "_batch_norm_train",
+        "_batch_norm_eval",
+    }
+    assert new_forwards <= {getattr(forward, "__name__", "") for forward in reached}
