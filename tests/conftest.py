@@ -1,5 +1,6 @@
 """Fixtures shared by the suite (step selection lives in shared.testing.plugin)."""
 
+import contextlib
 import sys
 from collections.abc import Iterator
 
@@ -18,7 +19,10 @@ def grad_tracking_back_on() -> Iterator[None]:
     npgrad = sys.modules.get("npgrad")
     set_grad_enabled = getattr(npgrad, "set_grad_enabled", None)  # from step 03
     if set_grad_enabled is not None:
-        set_grad_enabled(True)
+        # In a learner's step-03 workspace it is still a stub; its own tests say so,
+        # so every other test need not also report an error at teardown.
+        with contextlib.suppress(NotImplementedError):
+            set_grad_enabled(True)
 
 
 @pytest.fixture
