@@ -492,6 +492,7 @@ def test_command_trains_and_writes_the_metrics(
 
     assert status == 0, err
     assert f"MNIST: {N_TRAIN} training and {N_TEST} test images" in out
+    assert "SGD lr=0.05, batch size 32, 2 epochs, seed 0" in out
     assert "epoch 1/2: train loss" in out
     assert "epoch 2/2: train loss" in out
     assert "test accuracy" in out
@@ -611,6 +612,7 @@ def test_command_limit_keeps_the_first_examples(
     status, out, err = run(capsys, synthetic, "--limit", "100", "--epochs", "1")
     assert status == 0, err
     assert "MNIST: 100 training and 100 test images" in out
+    assert "batch size 32, 1 epoch, seed 0" in out  # one epoch, not "1 epochs"
 
 
 def test_command_without_data_says_what_was_tried(

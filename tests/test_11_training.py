@@ -251,7 +251,7 @@ def test_command_mlp_default_header_is_unchanged(
     status = train.main(["--data-dir", str(synthetic), "--epochs", "1"])
     out, err = capsys.readouterr()
     assert status == 0, err
-    assert "MLP 784-64-64-10 (55050 parameters), SGD lr=0.01, batch size 64, 1 epochs" in out
+    assert "MLP 784-64-64-10 (55050 parameters), SGD lr=0.01, batch size 64, 1 epoch, seed 0" in out
 
 
 # --- real MNIST -------------------------------------------------------------------------------

@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_params = sum(p.array.size for p in model.parameters())
     print(
         f"MLP 784-64-64-10 ({n_params} parameters), SGD lr={args.lr}, batch size "
-        f"{args.batch_size}, {args.epochs} epochs, seed {args.seed}"
+        f"{args.batch_size}, {count_epochs(args.epochs)}, seed {args.seed}"
     )
 
     history: list[EpochMetrics] = []
@@ -356,8 +356,13 @@ def write_plot(
         path,
         # MNIST's class names are its digits, which the default titles show already.
         class_names=prepared.classes if prepared.title != "MNIST" else None,
-        title=f"npgrad MLP on {prepared.title}: {len(history)} epochs",
+        title=f"npgrad MLP on {prepared.title}: {count_epochs(len(history))}",
     )
+
+
+def count_epochs(n: int) -> str:
+    """``"1 epoch"``, ``"5 epochs"``: for the settings line and the plot's title."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 if __name__ == "__main__":

@@ -261,7 +261,7 @@ def input_shape(name: str) -> tuple[int, ...]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = "; ".join(
-        f"{name}: {d.epochs} epochs, lr {d.lr}, momentum {d.momentum}, weight decay "
+        f"{name}: {count_epochs(d.epochs)}, lr {d.lr}, momentum {d.momentum}, weight decay "
         f"{d.weight_decay}"
         for name, d in MODEL_DEFAULTS.items()
     )
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"{description}, SGD lr={args.lr}{extras}, batch size {args.batch_size}, "
-        f"{args.epochs} epochs, seed {args.seed}"
+        f"{count_epochs(args.epochs)}, seed {args.seed}"
     )
 
     history: list[EpochMetrics] = []
@@ -436,8 +436,13 @@ def write_plot(
         path,
         # MNIST's class names are its digits, which the default titles show already.
         class_names=prepared.classes if prepared.title != "MNIST" else None,
-        title=f"npgrad {model_name} on {prepared.title}: {len(history)} epochs",
+        title=f"npgrad {model_name} on {prepared.title}: {count_epochs(len(history))}",
     )
+
+
+def count_epochs(n: int) -> str:
+    """``"1 epoch"``, ``"5 epochs"``: for the settings line and the plot's title."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 if __name__ == "__main__":
