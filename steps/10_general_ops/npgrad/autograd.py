@@ -138,18 +138,19 @@ def _initial_grad(end_node: Tensor, end_grad: Tensor | Arr | None) -> Arr:
 
 def _check_saved_versions(node: Tensor, recipe: Recipe) -> None:
     """Raise ``InplaceError`` if an array this recipe's backward reads changed since forward."""
-    name = getattr(recipe.func, "__name__", repr(recipe.func))
-    advice = "make the in-place change after backward(), or apply it to a copy"
     for key, counter, version in recipe.saved_versions:
         if counter.value != version:
-            raise InplaceError(
-                f"{describe_arg(key)} of {name}, saved for backward, was modified by an "
-                f"in-place operation: it is at version {counter.value}, expected version "
-                f"{version}; {advice}"
-            )
+            raise _inplace_error(describe_arg(key), recipe, counter.value, version)
     if BACK_FUNCS.reads_output(recipe.func) and node._version != recipe.out_version:
-        raise InplaceError(
-            f"the output of {name}, saved for backward, was modified by an in-place "
-            f"operation: it is at version {node._version}, expected version "
-            f"{recipe.out_version}; {advice}"
-        )
+        raise _inplace_error("the output", recipe, node._version, recipe.out_version)
+
+
+def _inplace_error(what: str, recipe: Recipe, version: int, expected: int) -> InplaceError:
+    """The error for ``what`` (an argument or the output) of ``recipe``'s function."""
+    # Built only on failure: the check above runs for every node of every backward pass.
+    name = getattr(recipe.func, "__name__", repr(recipe.func))
+    return InplaceError(
+        f"{what} of {name}, saved for backward, was modified by an in-place operation: "
+        f"it is at version {version}, expected version {expected}; make the in-place "
+        "change after backward(), or apply it to a copy"
+    )
