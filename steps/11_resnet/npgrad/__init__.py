@@ -9,7 +9,6 @@ from npgrad.autograd import (
     topological_sort,
 )
 from npgrad.backward_fns import (
-    adaptive_avg_pool2d_back,
     add_back0,
     add_back1,
     add_scaled_back0,
@@ -150,7 +149,6 @@ __all__ = [
     "Tensor",
     "VersionCounter",
     "adaptive_avg_pool2d",
-    "adaptive_avg_pool2d_back",
     "add",
     "add_",
     "add_back0",

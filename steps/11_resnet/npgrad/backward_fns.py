@@ -568,30 +568,20 @@ def _windows(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair, pad_value: 
     return every_window[:, :, :: stride[0], :: stride[1]]
 
 
-def _window_max(windows: Arr) -> Arr:
-    """The largest value of each window, shape (N, C, OH, OW).
+def _window_reduce(windows: Arr, combine: np.ufunc) -> Arr:
+    """Each window combined into one value, shape (N, C, OH, OW): ``np.maximum`` or ``np.add``.
 
-    A loop over the kh * kw offsets inside a kernel, each one vectorised
-    ``np.maximum`` over every window at once: many times faster than NumPy's
-    ``max`` over the two tiny last axes of a strided view.
+    A loop over the kh * kw offsets inside a kernel, each one a vectorised
+    ``combine`` over every window at once: many times faster than NumPy's ``max``
+    or ``sum`` over the two tiny last axes of a strided view.
     """
     kh, kw = windows.shape[-2:]
-    largest = windows[..., 0, 0].copy()
-    for i in range(kh):
-        for j in range(kw):
-            np.maximum(largest, windows[..., i, j], out=largest)
-    return largest
-
-
-def _window_sum(windows: Arr) -> Arr:
-    """The sum of each window, shape (N, C, OH, OW), one vectorised add per kernel offset."""
-    kh, kw = windows.shape[-2:]
-    total = windows[..., 0, 0].copy()
+    result = windows[..., 0, 0].copy()
     for i in range(kh):
         for j in range(kw):
             if i or j:
-                total += windows[..., i, j]
-    return total
+                combine(result, windows[..., i, j], out=result)
+    return result
 
 
 def _add_windows(grad_windows: Arr, x_shape: tuple[int, ...], stride: Pair, padding: Pair) -> Arr:
@@ -710,7 +700,7 @@ def max_pool2d_back(
     Shapes: ``x`` (N, C, H, W); ``grad_out`` (N, C, OH, OW), the result (N, C, H, W).
     """
     windows = _windows(x, kernel_size, stride, padding, pad_value=-np.inf)
-    largest = _window_max(windows)
+    largest = _window_reduce(windows, np.maximum)
     kh, kw = kernel_size
     grad_windows = np.empty((kh, kw, *grad_out.shape), dtype=grad_out.dtype)
     left = grad_out.copy()
@@ -735,24 +725,6 @@ def avg_pool2d_back(
     share = grad_out / (kh * kw)
     grad_windows = np.broadcast_to(share[..., None, None], (*share.shape, kh, kw))
     return _add_windows(grad_windows, x.shape, stride, padding)
-
-
-def adaptive_avg_pool2d_back(grad_out: Arr, out: Arr, x: Arr, output_size: Pair) -> Arr:
-    """Gradient with respect to ``x`` of ``out = adaptive_avg_pool2d(x, output_size)``.
-
-    The input splits into ``output_size`` equal blocks of (H / OH, W / OW) pixels
-    (the forward checks they divide evenly), and each output is its block's mean: each
-    pixel of a block gets an equal share of its output's gradient, by broadcasting.
-    For ``output_size = (1, 1)`` that is ``grad_out / (H * W)`` everywhere.
-    Shapes: ``x`` (N, C, H, W); ``grad_out`` (N, C, OH, OW), the result (N, C, H, W).
-    """
-    n, c, height, width = x.shape
-    oh, ow = output_size
-    share = grad_out / ((height // oh) * (width // ow))
-    blocks = np.broadcast_to(
-        share[:, :, :, None, :, None], (n, c, oh, height // oh, ow, width // ow)
-    )
-    return blocks.reshape(x.shape)
 
 
 def _channel_axes(x: Arr) -> tuple[int, ...]:

@@ -596,52 +596,42 @@ class BatchNorm2d(Module):
         )
 
 
-class MaxPool2d(Module):
+class _Pool2d(Module):
+    """What ``MaxPool2d`` and ``AvgPool2d`` share: the window settings and their repr."""
+
+    def __init__(
+        self,
+        kernel_size: IntOrPair,
+        stride: IntOrPair | None = None,
+        padding: IntOrPair = 0,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride: IntOrPair = kernel_size if stride is None else stride
+        self.padding = padding
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
     """``max_pool2d(x, kernel_size, stride, padding)``; ``stride`` defaults to the kernel size.
 
     Shapes: input (N, C, H, W), output (N, C, OH, OW).
     """
 
-    def __init__(
-        self,
-        kernel_size: IntOrPair,
-        stride: IntOrPair | None = None,
-        padding: IntOrPair = 0,
-    ) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride: IntOrPair = kernel_size if stride is None else stride
-        self.padding = padding
-
     def forward(self, x: Tensor) -> Tensor:
         return max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
-
-class AvgPool2d(Module):
+class AvgPool2d(_Pool2d):
     """``avg_pool2d(x, kernel_size, stride, padding)``; ``stride`` defaults to the kernel size.
 
     Shapes: input (N, C, H, W), output (N, C, OH, OW).
     """
 
-    def __init__(
-        self,
-        kernel_size: IntOrPair,
-        stride: IntOrPair | None = None,
-        padding: IntOrPair = 0,
-    ) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride: IntOrPair = kernel_size if stride is None else stride
-        self.padding = padding
-
     def forward(self, x: Tensor) -> Tensor:
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AdaptiveAvgPool2d(Module):

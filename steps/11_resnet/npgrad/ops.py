@@ -16,10 +16,8 @@ from npgrad.backward_fns import (
     _normalise_by_batch,
     _normalise_by_running_stats,
     _per_channel,
-    _window_max,
-    _window_sum,
+    _window_reduce,
     _windows,
-    adaptive_avg_pool2d_back,
     add_back0,
     add_back1,
     add_scaled_back0,
@@ -655,6 +653,24 @@ def _check_window(name: str, x: Arr, kernel_size: Pair, stride: Pair, padding: P
         )
 
 
+def _check_pool_window(name: str, x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> None:
+    """``_check_window``, and padding at most half the kernel, as PyTorch requires of pooling.
+
+    So that no window lies entirely in the padding.
+    """
+    _check_window(name, x, kernel_size, stride, padding)
+    if 2 * padding[0] > kernel_size[0] or 2 * padding[1] > kernel_size[1]:
+        raise ValueError(
+            f"{name}: padding {padding} must be at most half the kernel size {kernel_size}, "
+            "so that no window lies entirely in the padding"
+        )
+
+
+def _pool_stride(kernel_size: Pair, stride: int | tuple[int, int] | None) -> Pair:
+    """The stride of a pooling window: the kernel size unless given, as in PyTorch."""
+    return kernel_size if stride is None else _pair(stride)
+
+
 def _conv2d(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pair) -> Arr:
     """2-D convolution (cross-correlation, as in PyTorch) of ``x`` with ``weight``.
 
@@ -715,13 +731,8 @@ def _max_pool2d(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
 
     Shapes: ``x`` (N, C, H, W); the result (N, C, OH, OW).
     """
-    _check_window("max_pool2d", x, kernel_size, stride, padding)
-    if 2 * padding[0] > kernel_size[0] or 2 * padding[1] > kernel_size[1]:
-        raise ValueError(
-            f"max_pool2d: padding {padding} must be at most half the kernel size {kernel_size}, "
-            "so that no window lies entirely in the padding"
-        )
-    return _window_max(_windows(x, kernel_size, stride, padding, pad_value=-np.inf))
+    _check_pool_window("max_pool2d", x, kernel_size, stride, padding)
+    return _window_reduce(_windows(x, kernel_size, stride, padding, pad_value=-np.inf), np.maximum)
 
 
 _max_pool2d_forward = wrap_forward_fn(_max_pool2d)
@@ -739,9 +750,7 @@ def max_pool2d(
     Shapes: ``x`` (N, C, H, W); the result (N, C, OH, OW).
     """
     kernel = _pair(kernel_size)
-    return _max_pool2d_forward(
-        x, kernel, kernel if stride is None else _pair(stride), _pair(padding)
-    )
+    return _max_pool2d_forward(x, kernel, _pool_stride(kernel, stride), _pair(padding))
 
 
 def _avg_pool2d(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
@@ -749,12 +758,8 @@ def _avg_pool2d(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
 
     Shapes: ``x`` (N, C, H, W); the result (N, C, OH, OW).
     """
-    _check_window("avg_pool2d", x, kernel_size, stride, padding)
-    if 2 * padding[0] > kernel_size[0] or 2 * padding[1] > kernel_size[1]:
-        raise ValueError(
-            f"avg_pool2d: padding {padding} must be at most half the kernel size {kernel_size}"
-        )
-    total = _window_sum(_windows(x, kernel_size, stride, padding))
+    _check_pool_window("avg_pool2d", x, kernel_size, stride, padding)
+    total = _window_reduce(_windows(x, kernel_size, stride, padding), np.add)
     return total / (kernel_size[0] * kernel_size[1])
 
 
@@ -773,43 +778,30 @@ def avg_pool2d(
     Shapes: ``x`` (N, C, H, W); the result (N, C, OH, OW).
     """
     kernel = _pair(kernel_size)
-    return _avg_pool2d_forward(
-        x, kernel, kernel if stride is None else _pair(stride), _pair(padding)
-    )
-
-
-def _adaptive_avg_pool2d(x: Arr, output_size: Pair) -> Arr:
-    """The mean of each of ``output_size`` equal blocks: (1, 1) is the mean of each channel.
-
-    Sizes that do not divide the image evenly raise (PyTorch's uneven, overlapping
-    blocks are not implemented). Shapes: ``x`` (N, C, H, W); the result (N, C, OH, OW).
-    """
-    _check_images("adaptive_avg_pool2d", x)
-    n, c, height, width = x.shape
-    oh, ow = output_size
-    if oh < 1 or ow < 1 or height % oh or width % ow:
-        raise ValueError(
-            f"adaptive_avg_pool2d: output size {output_size} must divide the image size "
-            f"{(height, width)} evenly (uneven blocks are not supported); use 1 for the mean "
-            "of each channel"
-        )
-    blocks = x.reshape(n, c, oh, height // oh, ow, width // ow)
-    pooled: Arr = blocks.mean(axis=(3, 5))
-    return pooled
-
-
-_adaptive_avg_pool2d_forward = wrap_forward_fn(_adaptive_avg_pool2d)
-BACK_FUNCS.add_back_func(_adaptive_avg_pool2d, 0, adaptive_avg_pool2d_back)
+    return _avg_pool2d_forward(x, kernel, _pool_stride(kernel, stride), _pair(padding))
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int, int]) -> Tensor:
     """Average pooling to a fixed output size, like ``torch.nn.functional.adaptive_avg_pool2d``.
 
-    ``output_size`` must divide the image size evenly; 1 gives the mean of each
-    channel, shape (N, C, 1, 1), what a ResNet does before its last layer.
-    Shapes: ``x`` (N, C, H, W); the result (N, C, OH, OW).
+    ``output_size`` must divide the image size evenly (PyTorch's uneven, overlapping
+    blocks are not implemented); 1 gives the mean of each channel, shape (N, C, 1, 1),
+    what a ResNet does before its last layer. Equal blocks of (H / OH, W / OW) pixels
+    are exactly the windows of ``avg_pool2d`` with that kernel as its stride, so that
+    is what runs, and its backward serves. Shapes: ``x`` (N, C, H, W); the result
+    (N, C, OH, OW).
     """
-    return _adaptive_avg_pool2d_forward(x, _pair(output_size))
+    _check_images("adaptive_avg_pool2d", x.array)
+    height, width = x.shape[2], x.shape[3]
+    oh, ow = _pair(output_size)
+    if oh < 1 or ow < 1 or height % oh or width % ow:
+        raise ValueError(
+            f"adaptive_avg_pool2d: output size {(oh, ow)} must divide the image size "
+            f"{(height, width)} evenly (uneven blocks are not supported); use 1 for the mean "
+            "of each channel"
+        )
+    block = (height // oh, width // ow)
+    return _avg_pool2d_forward(x, block, block, (0, 0))
 
 
 def _batch_norm_train(x: Arr, weight: Arr | None, bias: Arr | None, eps: float) -> Arr:
