@@ -52,8 +52,14 @@ RESNET_CHANNELS = (16, 32, 64)
 
 @dataclass(frozen=True)
 class ModelDefaults:
-    """The settings a model trains with unless the command line says otherwise."""
+    """What ``--model`` selects besides the model itself (which ``make_model`` builds).
 
+    The model's name in the plot's title, the shape it takes one image in, and the
+    settings it trains with unless the command line says otherwise.
+    """
+
+    title: str
+    input_shape: tuple[int, ...]
     epochs: int
     lr: float
     momentum: float
@@ -61,8 +67,10 @@ class ModelDefaults:
 
 
 MODEL_DEFAULTS = {
-    "mlp": ModelDefaults(epochs=5, lr=0.01, momentum=0.0, weight_decay=0.0),
-    "resnet": ModelDefaults(epochs=1, lr=0.05, momentum=0.9, weight_decay=5e-4),
+    "mlp": ModelDefaults("MLP", (28 * 28,), epochs=5, lr=0.01, momentum=0.0, weight_decay=0.0),
+    "resnet": ModelDefaults(
+        "ResNet", (1, 28, 28), epochs=1, lr=0.05, momentum=0.9, weight_decay=5e-4
+    ),
 }
 
 
@@ -157,7 +165,8 @@ def evaluate(
 def save_checkpoint(model: Module, path: Path) -> None:
     """Write ``model.state_dict()`` to ``path`` as an ``.npz`` archive, without pickle.
 
-    One array per parameter, named by its dotted key (``linear1.weight``). Written to a
+    One array per parameter and buffer, named by its dotted key (``linear1.weight``,
+    ``bn1.running_mean``). Written to a
     temporary file first and moved into place, so an interrupted save never leaves a
     half-written checkpoint. The name is used as given (``np.savez`` alone would append
     ``.npz`` to a name without it).
@@ -178,7 +187,7 @@ def load_checkpoint(model: Module, path: Path) -> None:
 
     Read with ``allow_pickle=False``: a checkpoint holds plain arrays only, and loading
     one never runs code. Raises ``RuntimeError`` naming every missing, unexpected or
-    mis-shaped parameter when the checkpoint belongs to another model (from
+    mis-shaped parameter or buffer when the checkpoint belongs to another model (from
     ``Module.load_state_dict``), ``ValueError`` for an archive that needs pickle, and
     ``OSError``/``zipfile.BadZipFile`` for a file that is not a readable ``.npz``.
     """
@@ -240,7 +249,7 @@ def make_generators(seed: int) -> tuple[np.random.Generator, np.random.Generator
 def make_model(name: str, rng: np.random.Generator) -> tuple[Module, str]:
     """The model called ``name`` (``"mlp"`` or ``"resnet"``) and a one-line description.
 
-    The MLP takes flat images, (N, 784); the ResNet (N, 1, 28, 28) (``input_shape``).
+    The MLP takes flat images, (N, 784); the ResNet (N, 1, 28, 28) (``MODEL_DEFAULTS``).
     """
     model: Module
     if name == "mlp":
@@ -252,11 +261,6 @@ def make_model(name: str, rng: np.random.Generator) -> tuple[Module, str]:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_DEFAULTS)}")
     n_params = sum(p.array.size for p in model.parameters())
     return model, f"{title} ({n_params} parameters)"
-
-
-def input_shape(name: str) -> tuple[int, ...]:
-    """The shape of one image as the model ``name`` takes it: (784,) or (1, 28, 28)."""
-    return (28 * 28,) if name == "mlp" else (1, 28, 28)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -318,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    shape = input_shape(args.model)  # reshaped as views: the MLP keeps (N, 784)
+    shape = MODEL_DEFAULTS[args.model].input_shape  # reshaped as views: the MLP keeps (N, 784)
     x_train, y_train = prepared.train_images.reshape(-1, *shape), prepared.train_labels
     x_test, y_test = prepared.test_images.reshape(-1, *shape), prepared.test_labels
     print(f"{prepared.title}: {len(y_train)} training and {len(y_test)} test images")
@@ -390,8 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_metrics(args, history, final, wall)
             print(f"wrote metrics to {args.metrics_json}")
         if args.plot is not None:
-            model_name = "MLP" if args.model == "mlp" else "ResNet"
-            write_plot(args.plot, history, prepared, final.predictions, model_name)
+            title = MODEL_DEFAULTS[args.model].title
+            write_plot(args.plot, history, prepared, final.predictions, title)
             print(f"wrote the plot to {args.plot}")
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)

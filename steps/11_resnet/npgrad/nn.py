@@ -195,21 +195,17 @@ class Module:
 
     def named_buffers(self, recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
         """``(dotted name, buffer)`` pairs: own buffers first, then each sub-module's."""
-        for name, buffer in self._buffers.items():
-            if buffer is not None:
-                yield name, buffer
-        if recurse:
-            for name, module in self._modules.items():
-                if module is not None:
-                    for sub_name, buffer in module.named_buffers():
-                        yield f"{name}.{sub_name}", buffer
+        # The saved state without the Parameters (a buffer is never a Parameter).
+        for name, tensor in self._named_state("", recurse):
+            if not isinstance(tensor, Parameter):
+                yield name, tensor
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         """The buffers, in the order of ``named_buffers()``."""
         for _, buffer in self.named_buffers(recurse):
             yield buffer
 
-    def _named_state(self, prefix: str) -> Iterator[tuple[str, Tensor]]:
+    def _named_state(self, prefix: str, recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
         # PyTorch's order: own Parameters, own buffers, then each sub-module's, recursively.
         for name, param in self._parameters.items():
             if param is not None:
@@ -217,9 +213,10 @@ class Module:
         for name, buffer in self._buffers.items():
             if buffer is not None:
                 yield prefix + name, buffer
-        for name, module in self._modules.items():
-            if module is not None:
-                yield from module._named_state(f"{prefix}{name}.")
+        if recurse:
+            for name, module in self._modules.items():
+                if module is not None:
+                    yield from module._named_state(f"{prefix}{name}.")
 
     def state_dict(self) -> dict[str, Arr]:
         """A copy of every Parameter's and buffer's values, keyed by dotted name.
