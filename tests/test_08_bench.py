@@ -2,14 +2,17 @@
 
 The benchmark compares npgrad's training speed with this hand-written model, so its
 gradients must be right: each one is checked against central differences of its own loss,
-in float64 on a small model. No npgrad is imported here.
+in float64 on a small model. Also the memory slice and the step lookup of the harness.
+No npgrad is imported here.
 """
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from shared.bench import cli
 from shared.bench.numpy_mlp import NumpyMLP, cross_entropy_mean, init_params
+from shared.bench.training import NumpySide, memory_slice
 from shared.testing.gradients import numeric_vjp
 
 pytestmark = pytest.mark.step(8)
@@ -59,3 +62,19 @@ def test_train_step_lowers_the_loss_and_keeps_float32() -> None:
     assert last < first
     assert all(p.dtype == np.float32 for p in model.params)
     assert model.predict(x).shape == (64,)
+
+
+def test_memory_slice_traces_only_when_asked() -> None:
+    rng = np.random.default_rng(0)
+    side = NumpySide(NumpyMLP.create(rng), lr=0.1)
+    batch = (rng.standard_normal((64, 784)).astype(np.float32), rng.integers(0, 10, size=64))
+    traced = memory_slice(side, [batch, batch])
+    assert traced.traced_peak is not None
+    assert traced.traced_peak > 0
+    assert memory_slice(side, [batch, batch], traced=False).traced_peak is None  # as for torch
+
+
+@pytest.mark.parametrize(("step", "message"), [(99, "there is no step 99"), (3, "no backward")])
+def test_load_step_refuses_a_missing_or_too_early_step(step: int, message: str) -> None:
+    with pytest.raises(LookupError, match=message):
+        cli.load_step(step)

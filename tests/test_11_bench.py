@@ -4,7 +4,9 @@ Tiny shapes and few repeats: these tests check the plumbing, not the speed.
 """
 
 import argparse
+import subprocess
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +138,59 @@ def test_the_benchmark_times_the_conv_step_in_a_child_process() -> None:
     assert all(t["npgrad_ms"] > 0 and t["torch_ms"] is None for t in result["conv2d"])
     assert result["resnet_epoch"]["timed_batches"] == 2
     assert result["resnet_epoch"]["epoch_batches"] == 938  # 60000 images in batches of 64
+
+
+def tiny_mnist(n: int = 8) -> data.Dataset:
+    """A stand-in for MNIST: ``n`` random training images, so no download is needed."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.int64)
+    return data.Dataset("mnist", images, labels, images, labels, 0.13, 0.31, tuple("0123456789"))
+
+
+@pytest.mark.parametrize("impl", [False, True])
+def test_the_conv_part_runs_in_process_when_its_step_is_the_measured_one(
+    impl: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # With --impl the package stands for --step: still timed here, never in a child.
+    monkeypatch.setattr(cli, "_load_dataset", lambda name, data_dir: tiny_mnist())
+    monkeypatch.setattr(subprocess, "run", no_child_process)
+    argv = ["--parts", "conv", "--conv-step", "11", "--conv-repeats", "1", "--conv-batches", "1"]
+    argv += ["--batch-size", "4", *(["--impl", str(tmp_path)] if impl else [])]
+    args = cli.parse_args(argv)
+    result = cli.run_conv_part(args, 11, npgrad, None)
+    assert "error" not in result, result.get("error")
+    assert result["step"] == 11
+    assert len(result["conv2d"]) == len(conv.RESNET_CONV_SHAPES)
+    assert result["resnet_epoch"]["epoch_batches"] == 2  # 8 images in batches of 4
+
+
+def test_the_conv_part_of_a_step_without_convolution_is_skipped_with_its_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_dataset(name: str, data_dir: Path | None) -> data.Dataset:
+        raise AssertionError("a skipped conv part loaded the dataset")
+
+    monkeypatch.setattr(cli, "_load_dataset", no_dataset)
+    monkeypatch.setattr(subprocess, "run", no_child_process)
+    args = cli.parse_args(["--parts", "conv", "--conv-step", "8"])
+    result = cli.run_conv_part(args, 8, types.ModuleType("npgrad"), None)
+    assert "skipped" in result
+    assert result["step"] == 8
+
+
+def test_a_failed_conv_child_names_its_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_child(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(command, 1, stdout="", stderr="Traceback ...\nboom")
+
+    monkeypatch.setattr(subprocess, "run", failing_child)
+    args = cli.parse_args(["--parts", "conv", "--conv-step", "11"])
+    result = cli.run_conv_part(args, 8, types.ModuleType("npgrad"), None)
+    assert result["step"] == 11
+    assert result["error"].startswith("python -m shared.bench.conv --step 11 failed")
+    assert "exit status 1" in result["error"]
+    assert result["error"].endswith("boom")
+
+
+def no_child_process(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    raise AssertionError("the conv part started a child process")

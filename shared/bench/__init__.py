@@ -5,9 +5,12 @@
 - :mod:`shared.bench.training`: the npgrad, NumPy and PyTorch sides, timing, accuracy and
   memory of training;
 - :mod:`shared.bench.micro`: per-op overhead and deep chains (any step from 05 on);
+- :mod:`shared.bench.conv`: conv2d against PyTorch and the ResNet's time per epoch (step
+  11 on), also runnable alone as ``python -m shared.bench.conv``;
 - :mod:`shared.bench.report`: targets, the summary table, JSON and the bar chart;
 - :mod:`shared.bench.cli`: the command line that ties them together.
 
 Nothing here imports ``npgrad`` at module level: the command line imports the selected
-step's package once, and the parts receive it as an argument.
+step's package once, and the parts receive it as an argument (the conv part of another
+step runs in a child process, which imports that step's package).
 """

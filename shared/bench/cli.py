@@ -8,9 +8,12 @@ Four parts, every side on one BLAS thread (and ``torch`` on one thread):
 2. per-op overhead of one small multiply, forward and forward+backward, against NumPy;
 3. deep chains of 10^4 to 10^6 ops: build and backward times, scaling, memory, deletion;
 4. conv2d forward+backward against PyTorch on the ResNet's convolution shapes, and the
-   ResNet's time per epoch (:mod:`shared.bench.conv`), for the latest step by default: a
-   child process when that is not the step measured above, as one process can import only
-   one ``npgrad``.
+   ResNet's time per epoch (:mod:`shared.bench.conv`), for ``--conv-step`` (the latest
+   step by default). When that is the step measured above (``--step``, which an
+   ``--impl`` package stands for), it runs in this process on the package already
+   imported, the ``--impl`` one included; otherwise in a child process
+   (``python -m shared.bench.conv --step NN``) on ``steps/NN_*``, as one process can import
+   only one ``npgrad``. Both paths call :func:`shared.bench.conv.run_conv_on_dataset`.
 
 A summary table ends with PASS/FAIL per target; the exit status is 1 when a target fails
 (unless ``--no-fail``). The step's package is imported inside :func:`load_step`, after its
@@ -20,6 +23,7 @@ folder is put first on ``sys.path``; nothing here imports ``npgrad`` at module l
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import json
@@ -38,11 +42,12 @@ import numpy as np
 
 from shared.bench import conv, micro, report, training
 from shared.bench.numpy_mlp import NumpyMLP
-from shared.data import DATASETS, batches, load_dataset, normalise
-from shared.steps import step_dirs
+from shared.data import DATASETS, Dataset, batches, load_dataset, normalise
+from shared.steps import REPO_ROOT, step_dir, step_dirs
 
 __all__ = [
     "default_step",
+    "import_torch",
     "load_folder",
     "load_step",
     "load_train_module",
@@ -76,14 +81,12 @@ def load_step(step: int) -> tuple[Path, ModuleType]:
         LookupError: no such step, or below 05 (the benchmark needs ``backward``).
         ImportError: an ``npgrad`` from elsewhere is already imported in this process.
     """
-    steps = step_dirs()
-    if step not in steps:
-        raise LookupError(f"there is no step {step:02d}; the steps are {sorted(steps)}")
+    path = step_dir(step)
     if step < 5:
         raise LookupError(
             f"step {step:02d} has no backward(); the benchmark needs step 05 or later"
         )
-    return steps[step], load_folder(steps[step])
+    return path, load_folder(path)
 
 
 def load_folder(path: Path) -> ModuleType:
@@ -119,13 +122,20 @@ def load_train_module(step_path: Path) -> ModuleType | None:
     return train
 
 
-def _import_torch() -> ModuleType | None:
+def import_torch() -> ModuleType | None:
+    """``torch`` set to one thread, or None when it is not installed."""
     try:
         import torch
     except ImportError:
         return None
     torch.set_num_threads(1)
     return torch
+
+
+@functools.lru_cache(maxsize=1)
+def _load_dataset(name: str, data_dir: Path | None) -> Dataset:
+    """:func:`shared.data.load_dataset`, once: the training and conv parts share the dataset."""
+    return load_dataset(name, data_dir)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -176,7 +186,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--conv-step",
         type=int,
         default=None,
-        help="the step whose conv2d and ResNet are timed (default: the latest step)",
+        help="the step whose conv2d and ResNet are timed (default: the latest step); in "
+        "this process when it equals --step (so an --impl package is timed when "
+        "--conv-step is the step it stands for), else in a child process on steps/NN_*",
     )
     parser.add_argument(
         "--conv-repeats", type=int, default=7, help="conv2d timings per side and shape"
@@ -215,7 +227,7 @@ def run_training(
     """Part 1: timing, accuracy and memory of the three sides; a JSON-ready dict."""
     if not training.has_training_api(npgrad):
         return {"skipped": "this step has no MLP, cross_entropy and SGD yet"}
-    dataset = load_dataset(args.dataset, args.data_dir)
+    dataset = _load_dataset(args.dataset, args.data_dir)
     x_train = normalise(dataset.train_images, dataset.mean, dataset.std, flatten=True)
     x_test = normalise(dataset.test_images, dataset.mean, dataset.std, flatten=True)
     y_train, y_test = dataset.train_labels, dataset.test_labels
@@ -276,9 +288,12 @@ def run_training(
     print(f"training: memory of {args.memory_batches} batches per side ...", flush=True)
     for side in make_sides():
         side.train_batch(*timed[0])  # allocate the parameters' gradients once, untraced
-        memory = training.memory_slice(side, timed[1 : 1 + args.memory_batches])
+        # tracemalloc is blind to torch's C++ allocator: only the RSS peak for torch
+        memory = training.memory_slice(
+            side, timed[1 : 1 + args.memory_batches], traced=side.name != "torch"
+        )
         sides_out[side.name]["memory"] = {
-            "traced_peak": None if side.name == "torch" else memory.traced_peak,
+            "traced_peak": memory.traced_peak,
             "rss_peak": memory.rss_peak,
         }
     return {
@@ -329,22 +344,19 @@ def run_chain(args: argparse.Namespace, npgrad: ModuleType, step_path: Path) -> 
 def run_conv_part(
     args: argparse.Namespace, step: int, npgrad: ModuleType, torch: ModuleType | None
 ) -> dict[str, Any]:
-    """Part 4 for ``--conv-step``: in this process if it is the step loaded, else in a child.
+    """Part 4 for ``--conv-step``; a JSON-ready dict whose ``step`` is that step.
 
-    The child is ``python -m shared.bench.conv`` with the same environment (one thread),
-    dataset and torch choice; its JSON is read back.
+    In this process on ``npgrad`` when ``--conv-step`` is ``step`` (the step measured, or
+    the one an ``--impl`` package stands for); otherwise in a child,
+    ``python -m shared.bench.conv``, on ``steps/NN_*``, with the same environment (one
+    thread), dataset and torch choice, whose JSON is read back (``error`` set if it failed).
     """
     conv_step = args.conv_step if args.conv_step is not None else max(step_dirs())
-    if conv_step == step and args.impl is None:
-        if not conv.has_conv_api(npgrad):
-            return conv.run_conv(npgrad, torch, None, None)
-        dataset = load_dataset(args.dataset, args.data_dir)
-        images = normalise(dataset.train_images, dataset.mean, dataset.std).reshape(-1, 1, 28, 28)
-        result = conv.run_conv(
+    if conv_step == step:
+        result = conv.run_conv_on_dataset(
             npgrad,
             torch,
-            images,
-            dataset.train_labels,
+            functools.partial(_load_dataset, args.dataset, args.data_dir),
             repeats=args.conv_repeats,
             timed_batches=args.conv_batches,
             batch_size=args.batch_size,
@@ -362,9 +374,13 @@ def run_conv_part(
             if torch is None:
                 command.append("--no-torch")
             finished = subprocess.run(command, capture_output=True, text=True, check=False)
-            if finished.returncode != 0:
-                return {"error": f"{' '.join(command[1:4])} failed: {finished.stderr.strip()}"}
-            result = json.loads(out.read_text(encoding="utf-8"))
+            if finished.returncode == 0:
+                result = json.loads(out.read_text(encoding="utf-8"))
+            else:
+                result = {
+                    "error": f"python -m shared.bench.conv --step {conv_step} failed "
+                    f"(exit status {finished.returncode}): {finished.stderr.strip()}"
+                }
     result["step"] = conv_step
     return result
 
@@ -378,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         step_path, npgrad = args.impl.resolve(), load_folder(args.impl)
     train = load_train_module(step_path)
-    torch = None if args.no_torch else _import_torch()
+    torch = None if args.no_torch else import_torch()
     blas = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     if any(v != "1" for v in blas.values()):
         print(f"warning: BLAS threads not pinned to 1 ({blas}); use `nox -s bench`", flush=True)
@@ -387,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "step": step,
             "step_dir": str(step_path)
             if args.impl is not None
-            else str(step_path.relative_to(step_path.parent.parent)),
+            else str(step_path.relative_to(REPO_ROOT)),
             "dataset": DATASETS[args.dataset].title,
             "batch_size": args.batch_size,
             "lr": args.lr,

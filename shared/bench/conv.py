@@ -14,8 +14,10 @@ them):
    time per batch times the number of batches in an epoch, or one full measured epoch.
 
 The step's package is passed in as ``npgrad``; nothing here imports it (or torch) at
-module level. Run alone with ``python -m shared.bench.conv [--step NN]``; the JSON-ready
-:func:`run_conv` is what the main benchmark calls (``--parts conv``).
+module level. Run alone with ``python -m shared.bench.conv [--step NN]``. The JSON-ready
+:func:`run_conv_on_dataset` (:func:`run_conv` on a dataset's training set) is what both
+that command and the main benchmark's ``--parts conv`` call, so the part measures the
+same thing whether it runs in the benchmark's process or in a child.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from shared.data import DATASETS, Dataset, load_dataset, normalise
 
 __all__ = [
     "RESNET_CONV_SHAPES",
@@ -41,6 +46,7 @@ __all__ = [
     "has_conv_api",
     "main",
     "run_conv",
+    "run_conv_on_dataset",
     "time_conv2d",
     "time_resnet_epoch",
 ]
@@ -276,6 +282,37 @@ def run_conv(
     return result
 
 
+def run_conv_on_dataset(
+    npgrad: ModuleType,
+    torch: ModuleType | None,
+    dataset: Callable[[], Dataset],
+    *,
+    repeats: int = 7,
+    timed_batches: int | None = 50,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """:func:`run_conv` with a dataset's training set for the ResNet's epoch.
+
+    ``dataset`` returns the loaded dataset (e.g. MNIST from :func:`shared.data.load_dataset`);
+    it is called only for a step that has the convolution API, so a skipped step loads
+    nothing. Its training images are normalised with its own statistics and shaped
+    (N, 1, 28, 28), the ResNet's input.
+    """
+    if not has_conv_api(npgrad):
+        return run_conv(npgrad, torch, None, None)  # the skipped result, loading nothing
+    data = dataset()
+    images = normalise(data.train_images, data.mean, data.std).reshape(-1, 1, 28, 28)
+    return run_conv(
+        npgrad,
+        torch,
+        images,
+        data.train_labels,
+        repeats=repeats,
+        timed_batches=timed_batches,
+        batch_size=batch_size,
+    )
+
+
 def format_conv_summary(result: dict[str, Any]) -> str:
     """The part's lines of the benchmark summary, as plain text."""
     if "skipped" in result:
@@ -310,10 +347,8 @@ def format_conv_summary(result: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m shared.bench.conv``: both timings for one step, printed and as JSON."""
     import json
-    from pathlib import Path
 
-    from shared.bench.cli import load_step
-    from shared.data import DATASETS, load_dataset, normalise
+    from shared.bench.cli import import_torch, load_step
     from shared.steps import step_dirs
 
     parser = argparse.ArgumentParser(prog="python -m shared.bench.conv", description=__doc__)
@@ -328,22 +363,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     _, npgrad = load_step(args.step if args.step is not None else max(step_dirs()))
-    torch: ModuleType | None = None
-    if not args.no_torch:
-        try:
-            import torch as torch_module
-        except ImportError:
-            print("torch is not installed: timing npgrad alone")
-        else:
-            torch_module.set_num_threads(1)
-            torch = torch_module
-    dataset = load_dataset(args.dataset, args.data_dir)
-    images = normalise(dataset.train_images, dataset.mean, dataset.std).reshape(-1, 1, 28, 28)
-    result = run_conv(
+    torch = None if args.no_torch else import_torch()
+    if torch is None and not args.no_torch:
+        print("torch is not installed: timing npgrad alone")
+    result = run_conv_on_dataset(
         npgrad,
         torch,
-        images,
-        dataset.train_labels,
+        lambda: load_dataset(args.dataset, args.data_dir),
         repeats=args.repeats,
         timed_batches=None if args.full_epoch else args.batches,
         batch_size=args.batch_size,

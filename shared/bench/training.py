@@ -337,8 +337,12 @@ def _rss_peak_delta(run: Callable[[], None]) -> int | None:
     return max(0, _status_kb("VmHWM") - before) * 1024
 
 
-def memory_slice(side: Side, batches: Sequence[Batch], traced: bool = True) -> MemoryResult:
-    """Peak memory of training ``side`` on ``batches``: tracemalloc and RSS, in two runs."""
+def memory_slice(side: Side, batches: Sequence[Batch], *, traced: bool = True) -> MemoryResult:
+    """Peak memory of training ``side`` on ``batches``: RSS, then tracemalloc, in two runs.
+
+    With ``traced`` false (for torch, whose allocator tracemalloc cannot see) the traced
+    run is left out and ``traced_peak`` is None.
+    """
 
     def run() -> None:
         side.train_batches(batches)
