@@ -27,18 +27,9 @@ from npgrad import (
     sum_back,
     true_divide,
 )
+from shared.testing.tensors import grad_of, leaf
 
 pytestmark = pytest.mark.step(6)
-
-
-def leaf(values: object) -> Tensor:
-    """A float64 leaf that requires grad."""
-    return Tensor(np.array(values, dtype=np.float64), requires_grad=True)
-
-
-def grad_of(t: Tensor) -> np.ndarray:
-    assert t.grad is not None, "the tensor received no gradient"
-    return t.grad.array
 
 
 # --- unary operations -----------------------------------------------------------------

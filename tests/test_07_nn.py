@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
@@ -26,8 +25,6 @@ from shared.testing.parity import require_torch, to_numpy
 
 pytestmark = pytest.mark.step(7)
 
-
-Arr = npt.NDArray[Any]
 
 MLP_REPR = """MLP(
   (linear1): Linear(in_features=784, out_features=64, bias=True)

@@ -23,6 +23,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from shared import data
 from shared.data import DatasetError, DatasetInfo, Source
+from shared.testing.datasets import idx_bytes, real_mnist_folder
 
 pytestmark = pytest.mark.step(8)
 
@@ -32,13 +33,6 @@ REAL_CACHE = data.cache_root()
 REAL_MNIST = data.DATASETS["mnist"]
 
 N_TRAIN, N_TEST = 5, 3
-
-
-def idx_bytes(array: npt.NDArray[np.uint8]) -> bytes:
-    """Encode a uint8 array as an IDX file: 00 00 08 ndim, big-endian dims, payload."""
-    header = bytes([0, 0, 0x08, array.ndim])
-    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + array.tobytes()
 
 
 def sha(payload: bytes) -> str:
@@ -502,13 +496,7 @@ def test_batches_reject_mismatched_lengths() -> None:
 
 
 def real_mnist_dir() -> Path:
-    folder = REAL_CACHE / "mnist"
-    if not all((folder / name).is_file() for name in data.FILE_NAMES.values()):
-        pytest.skip(
-            f"real MNIST is not in the cache ({folder}); run `python -m shared.data` "
-            "(or set NPGRAD_DATA) to fetch it"
-        )
-    return folder
+    return real_mnist_folder(REAL_CACHE)
 
 
 def test_real_mnist_shapes_labels_and_normalisation(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,13 +9,11 @@ tests read real MNIST, and only from the cache (CI fills it first); without it t
 and say how to fetch it.
 """
 
-import hashlib
 import json
 import math
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +33,8 @@ from npgrad import (
     tensor,
 )
 from shared import data, plotting
-from shared.data import DatasetInfo, Source
 from shared.steps import step_dir
+from shared.testing.datasets import install_synthetic_mnist, real_mnist_folder, synthetic_images
 from shared.testing.parity import require_torch, to_numpy
 
 try:
@@ -430,50 +428,13 @@ def separable_data(rng: np.random.Generator, n: int) -> tuple[F32, I64]:
     return data.normalise(images, 0.1307, 0.3081, flatten=True), labels
 
 
-PROTOTYPES = np.random.default_rng(1234).random((10, 28, 28)) < 0.15
-
-
-def synthetic_images(rng: np.random.Generator, n: int) -> tuple[npt.NDArray[np.uint8], I64]:
-    """uint8 images (n, 28, 28): a fixed random pattern per class plus noise."""
-    labels = rng.integers(0, 10, n).astype(np.int64)
-    noise = rng.integers(0, 80, (n, 28, 28))
-    images = (PROTOTYPES[labels] * 170 + noise).astype(np.uint8)
-    return images, labels
-
-
-def idx_bytes(array: npt.NDArray[np.uint8]) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.tobytes()
-
-
 N_TRAIN, N_TEST = 600, 200
 
 
 @pytest.fixture
 def synthetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder of four IDX files the dataset table accepts as MNIST; no other source."""
-    rng = np.random.default_rng(7)
-    train_images, train_labels = synthetic_images(rng, N_TRAIN)
-    test_images, test_labels = synthetic_images(rng, N_TEST)
-    files = {
-        "train-images-idx3-ubyte": idx_bytes(train_images),
-        "train-labels-idx1-ubyte": idx_bytes(train_labels.astype(np.uint8)),
-        "t10k-images-idx3-ubyte": idx_bytes(test_images),
-        "t10k-labels-idx1-ubyte": idx_bytes(test_labels.astype(np.uint8)),
-    }
-    folder = tmp_path / "synthetic"
-    folder.mkdir()
-    for name, payload in files.items():
-        (folder / name).write_bytes(payload)
-    sums = {name: hashlib.sha256(payload).hexdigest() for name, payload in files.items()}
-    monkeypatch.setitem(data.DATASETS, "mnist", replace(data.DATASETS["mnist"], sha256=sums))
-    monkeypatch.setenv("NPGRAD_DATA", str(tmp_path / "cache"))
-
-    def no_sources(info: DatasetInfo) -> list[Source]:
-        return []  # never the network, npm or Debian
-
-    monkeypatch.setattr(data, "default_sources", no_sources)
-    return folder
+    return install_synthetic_mnist(tmp_path, monkeypatch, N_TRAIN, N_TEST)
 
 
 def run(capsys: pytest.CaptureFixture[str], folder: Path, *options: str) -> tuple[int, str, str]:
@@ -711,12 +672,8 @@ def test_plot_training_rejects_mismatched_lengths(tmp_path: Path) -> None:
 
 
 def real_mnist() -> data.Dataset:
-    if not all((REAL_MNIST_DIR / name).is_file() for name in data.FILE_NAMES.values()):
-        pytest.skip(
-            f"real MNIST is not in the cache ({REAL_MNIST_DIR}); run "
-            "`python -m shared.data --dataset mnist` (or set NPGRAD_DATA) to fetch it"
-        )
-    return data.load_dataset("mnist", REAL_MNIST_DIR, download=False, sources=[])
+    folder = real_mnist_folder(REAL_MNIST_DIR.parent)
+    return data.load_dataset("mnist", folder, download=False, sources=[])
 
 
 def test_training_on_a_slice_of_real_mnist_learns() -> None:

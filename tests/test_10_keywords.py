@@ -31,18 +31,9 @@ from npgrad import (
     wrap_forward_fn,
 )
 from shared.testing.gradients import numeric_vjp
+from shared.testing.tensors import grad_of, leaf
 
 pytestmark = pytest.mark.step(10)
-
-
-def leaf(values: object) -> Tensor:
-    """A float64 leaf that requires grad."""
-    return Tensor(np.array(values, dtype=np.float64), requires_grad=True)
-
-
-def grad_of(t: Tensor) -> Arr:
-    assert t.grad is not None, "the tensor received no gradient"
-    return t.grad.array
 
 
 # Forward functions with Python signatures, and their backward functions.

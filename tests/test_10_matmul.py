@@ -14,22 +14,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
 
-from npgrad import Arr, Tensor, matmul, matmul_back0, matmul_back1
+from npgrad import Tensor, matmul, matmul_back0, matmul_back1
 from shared.testing.gradients import numeric_vjp
 from shared.testing.parity import require_torch, to_numpy
 from shared.testing.strategies import float_arrays
+from shared.testing.tensors import grad_of, leaf
 
 pytestmark = pytest.mark.step(10)
-
-
-def leaf(values: object) -> Tensor:
-    """A float64 leaf that requires grad."""
-    return Tensor(np.array(values, dtype=np.float64), requires_grad=True)
-
-
-def grad_of(t: Tensor) -> Arr:
-    assert t.grad is not None, "the tensor received no gradient"
-    return t.grad.array
 
 
 # --- worked examples, one per shape rule ----------------------------------------------

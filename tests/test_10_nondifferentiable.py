@@ -37,18 +37,9 @@ from npgrad import (
 from shared.testing.gradients import numeric_vjp
 from shared.testing.parity import require_torch, to_numpy
 from shared.testing.strategies import broadcastable_shape_pairs, float_arrays, nonzero_arrays
+from shared.testing.tensors import grad_of, leaf
 
 pytestmark = pytest.mark.step(10)
-
-
-def leaf(values: object) -> Tensor:
-    """A float64 leaf that requires grad."""
-    return Tensor(np.array(values, dtype=np.float64), requires_grad=True)
-
-
-def grad_of(t: Tensor) -> Arr:
-    assert t.grad is not None, "the tensor received no gradient"
-    return t.grad.array
 
 
 # --- every non-differentiable function, inside a graph ---------------------------------

@@ -35,18 +35,9 @@ from npgrad import (
 from shared.testing.gradients import numeric_vjp
 from shared.testing.parity import require_torch, to_numpy
 from shared.testing.strategies import float_arrays
+from shared.testing.tensors import grad_of, leaf
 
 pytestmark = pytest.mark.step(10)
-
-
-def leaf(values: object) -> Tensor:
-    """A float64 leaf that requires grad."""
-    return Tensor(np.array(values, dtype=np.float64), requires_grad=True)
-
-
-def grad_of(t: Tensor) -> Arr:
-    assert t.grad is not None, "the tensor received no gradient"
-    return t.grad.array
 
 
 # --- the registry's variadic entries --------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 import npgrad
 from shared import data
 from shared.bench import cli, conv, report
+from shared.testing.datasets import real_mnist_folder
 from shared.testing.parity import require_torch
 
 pytestmark = pytest.mark.step(11)
@@ -124,8 +125,7 @@ def test_the_summary_shows_the_conv_part_and_a_crash_is_a_failed_target() -> Non
 def test_the_benchmark_times_the_conv_step_in_a_child_process() -> None:
     # `nox -s bench` measures step 08's MLP in its own process; step 11's conv2d runs in a
     # child, as one process imports one npgrad. Real MNIST, as the child loads it itself.
-    if not all((data.cache_root() / "mnist" / n).is_file() for n in data.FILE_NAMES.values()):
-        pytest.skip("real MNIST is not in the cache; run `python -m shared.data` to fetch it")
+    real_mnist_folder(data.cache_root())
     args = cli.parse_args(
         ["--parts", "conv", "--conv-step", "11", "--conv-repeats", "1", "--conv-batches", "2"]
     )

@@ -5,11 +5,9 @@ as IDX files into ``tmp_path``, with every fetching source switched off; only th
 ``real MNIST`` test reads real MNIST, from the cache, and skips without it.
 """
 
-import hashlib
 import importlib.util
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -20,8 +18,8 @@ from numpy.testing import assert_array_equal
 
 from npgrad import MLP, SGD, BatchNorm2d, Conv2d, Flatten, Linear, ResNet, Sequential, Tensor
 from shared import data
-from shared.data import DatasetInfo, Source
 from shared.steps import step_dir
+from shared.testing.datasets import install_synthetic_mnist, real_mnist_folder, synthetic_images
 
 pytestmark = pytest.mark.step(11)
 
@@ -55,48 +53,12 @@ train = load_train()
 
 REAL_MNIST_DIR = data.cache_root() / "mnist"  # captured before any test moves the cache
 N_TRAIN, N_TEST = 320, 100
-PROTOTYPES = np.random.default_rng(1234).random((10, 28, 28)) < 0.15
-
-
-def synthetic_images(
-    rng: np.random.Generator, n: int
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """uint8 images (n, 28, 28): a fixed random pattern per class plus noise."""
-    labels = rng.integers(0, 10, n).astype(np.int64)
-    noise = rng.integers(0, 80, (n, 28, 28))
-    return (PROTOTYPES[labels] * 170 + noise).astype(np.uint8), labels
-
-
-def idx_bytes(array: npt.NDArray[np.uint8]) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.tobytes()
 
 
 @pytest.fixture
 def synthetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder of four IDX files the dataset table accepts as MNIST; no other source."""
-    rng = np.random.default_rng(7)
-    train_images, train_labels = synthetic_images(rng, N_TRAIN)
-    test_images, test_labels = synthetic_images(rng, N_TEST)
-    files = {
-        "train-images-idx3-ubyte": idx_bytes(train_images),
-        "train-labels-idx1-ubyte": idx_bytes(train_labels.astype(np.uint8)),
-        "t10k-images-idx3-ubyte": idx_bytes(test_images),
-        "t10k-labels-idx1-ubyte": idx_bytes(test_labels.astype(np.uint8)),
-    }
-    folder = tmp_path / "synthetic"
-    folder.mkdir()
-    for name, payload in files.items():
-        (folder / name).write_bytes(payload)
-    sums = {name: hashlib.sha256(payload).hexdigest() for name, payload in files.items()}
-    monkeypatch.setitem(data.DATASETS, "mnist", replace(data.DATASETS["mnist"], sha256=sums))
-    monkeypatch.setenv("NPGRAD_DATA", str(tmp_path / "cache"))
-
-    def no_sources(info: DatasetInfo) -> list[Source]:
-        return []
-
-    monkeypatch.setattr(data, "default_sources", no_sources)
-    return folder
+    return install_synthetic_mnist(tmp_path, monkeypatch, N_TRAIN, N_TEST)
 
 
 def run(capsys: pytest.CaptureFixture[str], folder: Path, *options: str) -> tuple[int, str, str]:
@@ -258,12 +220,8 @@ def test_command_mlp_default_header_is_unchanged(
 
 
 def test_resnet_on_a_slice_of_real_mnist_learns() -> None:
-    if not all((REAL_MNIST_DIR / name).is_file() for name in data.FILE_NAMES.values()):
-        pytest.skip(
-            f"real MNIST is not in the cache ({REAL_MNIST_DIR}); run "
-            "`python -m shared.data --dataset mnist` (or set NPGRAD_DATA) to fetch it"
-        )
-    ds = data.load_dataset("mnist", REAL_MNIST_DIR, download=False, sources=[])
+    folder = real_mnist_folder(REAL_MNIST_DIR.parent)
+    ds = data.load_dataset("mnist", folder, download=False, sources=[])
     x_train = data.normalise(ds.train_images[:2560], ds.mean, ds.std).reshape(-1, 1, 28, 28)
     x_test = data.normalise(ds.test_images[:500], ds.mean, ds.std).reshape(-1, 1, 28, 28)
     init_rng, shuffle_rng = train.make_generators(0)
