@@ -1,24 +1,13 @@
 """Step 09: gradcheck over every differentiable operation the package registers."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
 import npgrad
-from npgrad import BACK_FUNCS, Tensor, gradcheck, sorted_computational_graph
+from npgrad import Tensor, gradcheck
+from shared.testing.gradcheck_cases import Case, unreached_backward_functions
 
 pytestmark = pytest.mark.step(9)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One differentiable operation, applied to float64 inputs away from its kinks."""
-
-    name: str
-    fn: Callable[..., Tensor]
-    inputs: Callable[[np.random.Generator], list[Tensor]]
 
 
 def uniform(rng: np.random.Generator, shape: tuple[int, ...], low: float, high: float) -> Tensor:
@@ -82,20 +71,5 @@ def test_gradcheck_passes_for_every_differentiable_operation(case: Case) -> None
 # Step 10 registers more backward functions; tests/test_10_gradcheck.py covers them all.
 @pytest.mark.step(9, last=9)
 def test_the_cases_cover_every_registered_backward_function() -> None:
-    covered: set[tuple[object, int]] = set()
-    for case in CASES:
-        inputs = case.inputs(np.random.default_rng(0))
-        for node in sorted_computational_graph(case.fn(*inputs)):
-            if node.recipe is not None:
-                covered.update((node.recipe.func, position) for position in node.recipe.parents)
-    registered = {
-        (fn, position)
-        for fn, position in BACK_FUNCS.entries()
-        # Tests register their own throwaway functions; only the package's count.
-        if getattr(fn, "__module__", "").startswith(("npgrad", "numpy")) or isinstance(fn, np.ufunc)
-    }
-    missing = sorted(
-        f"{getattr(fn, '__name__', fn)} argument {position}"
-        for fn, position in registered - covered
-    )
+    missing, _ = unreached_backward_functions(CASES)
     assert not missing, f"no gradcheck case reaches: {missing}"

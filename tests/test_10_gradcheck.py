@@ -7,27 +7,14 @@ its keyword name. The last test checks that, together with step 09's cases,
 every backward function the package registers (fixed or variadic) is reached.
 """
 
-import importlib.util
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import npgrad
-from npgrad import BACK_FUNCS, Arr, Tensor, gradcheck, sorted_computational_graph, wrap_forward_fn
+from npgrad import BACK_FUNCS, Arr, Tensor, gradcheck, wrap_forward_fn
+from shared.testing.gradcheck_cases import Case, load_cases, unreached_backward_functions
 
 pytestmark = pytest.mark.step(10)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One differentiable operation, applied to float64 inputs away from its kinks."""
-
-    name: str
-    fn: Callable[..., Tensor]
-    inputs: Callable[[np.random.Generator], list[Tensor]]
 
 
 def signed(rng: np.random.Generator, *shape: int) -> Tensor:
@@ -130,44 +117,10 @@ def test_gradcheck_passes_for_every_new_operation(case: Case) -> None:
     assert gradcheck(case.fn, inputs) is True
 
 
-def step_09_cases() -> list[Case]:
-    """The cases of ``tests/test_09_gradcheck.py``, loaded from its file (not imported by name)."""
-    path = Path(__file__).with_name("test_09_gradcheck.py")
-    spec = importlib.util.spec_from_file_location("_step_09_gradcheck_cases", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cases: list[Case] = module.CASES
-    return cases
-
-
 # Step 11 registers more backward functions; tests/test_11_gradcheck.py covers them all.
 @pytest.mark.step(10, last=10)
 def test_with_step_09s_cases_every_registered_backward_function_is_reached() -> None:
-    covered: set[tuple[object, int | str]] = set()
-    for case in [*step_09_cases(), *CASES]:
-        inputs = case.inputs(np.random.default_rng(0))
-        for node in sorted_computational_graph(case.fn(*inputs)):
-            if node.recipe is not None:
-                covered.update((node.recipe.func, key) for key in node.recipe.parents)
-    reached = {forward for forward, _ in covered}
-
-    def in_package(forward: object) -> bool:
-        # Tests register their own throwaway functions; only the package's count.
-        module: str = getattr(forward, "__module__", "") or ""
-        return module.startswith(("npgrad", "numpy")) or isinstance(forward, np.ufunc)
-
-    missing = sorted(
-        f"{getattr(forward, '__name__', forward)} argument {key!r}"
-        for forward, key in BACK_FUNCS.entries()
-        if in_package(forward) and (forward, key) not in covered
-    )
-    missing += sorted(
-        f"{getattr(forward, '__name__', forward)} (variadic)"
-        for forward in BACK_FUNCS.variadic_entries()
-        if in_package(forward) and forward not in reached
-    )
+    missing, reached = unreached_backward_functions([*load_cases(9), *CASES])
     assert not missing, f"no gradcheck case reaches: {missing}"
     new_forwards = {"_einsum", "_stack", "_concatenate", "_where", "_matmul"}
-    assert new_forwards <= {getattr(forward, "__name__", "") for forward in reached}
+    assert new_forwards <= reached

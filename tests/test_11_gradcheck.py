@@ -6,27 +6,14 @@ residual block whose weights are inputs too. The last test checks that, with the
 cases of steps 09 and 10, every backward function the package registers is reached.
 """
 
-import importlib.util
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import npgrad
-from npgrad import BACK_FUNCS, Tensor, gradcheck, sorted_computational_graph
+from npgrad import Tensor, gradcheck
+from shared.testing.gradcheck_cases import Case, load_cases, unreached_backward_functions
 
 pytestmark = pytest.mark.step(11)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One differentiable operation, applied to float64 inputs away from its kinks."""
-
-    name: str
-    fn: Callable[..., Tensor]
-    inputs: Callable[[np.random.Generator], list[Tensor]]
 
 
 def normal(rng: np.random.Generator, *shape: int) -> Tensor:
@@ -138,42 +125,8 @@ def test_gradcheck_passes_for_every_new_operation(case: Case) -> None:
     assert gradcheck(case.fn, inputs) is True
 
 
-def earlier_cases(step: int) -> list[Case]:
-    """The cases of ``tests/test_{step:02d}_gradcheck.py``, loaded from its file."""
-    path = Path(__file__).with_name(f"test_{step:02d}_gradcheck.py")
-    spec = importlib.util.spec_from_file_location(f"_step_{step:02d}_gradcheck_cases", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cases: list[Case] = module.CASES
-    return cases
-
-
 def test_with_earlier_cases_every_registered_backward_function_is_reached() -> None:
-    covered: set[tuple[object, int | str]] = set()
-    for case in [*earlier_cases(9), *earlier_cases(10), *CASES]:
-        inputs = case.inputs(np.random.default_rng(0))
-        for node in sorted_computational_graph(case.fn(*inputs)):
-            if node.recipe is not None:
-                covered.update((node.recipe.func, key) for key in node.recipe.parents)
-    reached = {forward for forward, _ in covered}
-
-    def in_package(forward: object) -> bool:
-        # Tests register their own throwaway functions; only the package's count.
-        module: str = getattr(forward, "__module__", "") or ""
-        return module.startswith(("npgrad", "numpy")) or isinstance(forward, np.ufunc)
-
-    missing = sorted(
-        f"{getattr(forward, '__name__', forward)} argument {key!r}"
-        for forward, key in BACK_FUNCS.entries()
-        if in_package(forward) and (forward, key) not in covered
-    )
-    missing += sorted(
-        f"{getattr(forward, '__name__', forward)} (variadic)"
-        for forward in BACK_FUNCS.variadic_entries()
-        if in_package(forward) and forward not in reached
-    )
+    missing, reached = unreached_backward_functions([*load_cases(9), *load_cases(10), *CASES])
     assert not missing, f"no gradcheck case reaches: {missing}"
     new_forwards = {
         "_conv2d",
@@ -182,4 +135,4 @@ def test_with_earlier_cases_every_registered_backward_function_is_reached() -> N
         "_batch_norm_train",
         "_batch_norm_eval",
     }
-    assert new_forwards <= {getattr(forward, "__name__", "") for forward in reached}
+    assert new_forwards <= reached
