@@ -12,7 +12,7 @@ from numpy.testing import assert_allclose
 
 from npgrad import NoGrad, Tensor, cross_entropy
 from shared.testing.gradients import numeric_vjp
-from shared.testing.parity import require_torch, to_numpy
+from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.strategies import float_arrays
 
 pytestmark = pytest.mark.step(7)
@@ -156,17 +156,15 @@ def test_values_and_gradients_match_pytorch() -> None:
 
     logits = Tensor(logits_array, requires_grad=True)
     loss = cross_entropy(logits, labels)
-    loss.backward(end_grad=grad_out)
-
     torch_logits = torch.tensor(logits_array, dtype=torch.float64, requires_grad=True)
     torch_loss = torch.nn.functional.cross_entropy(
         torch_logits, torch.tensor(labels), reduction="none"
     )
-    torch_loss.backward(torch.tensor(grad_out))
 
     assert_allclose(loss.array, to_numpy(torch_loss), rtol=1e-12, atol=1e-12)
-    assert logits.grad is not None
-    assert_allclose(logits.grad.array, to_numpy(torch_logits.grad), rtol=1e-10, atol=1e-12)
+    assert_backward_matches_torch(
+        loss, torch_loss, [logits], [torch_logits], grad_out, rtol=1e-10, atol=1e-12
+    )
 
 
 # --- errors -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from npgrad import (
     relu,
     wrap_forward_fn,
 )
-from shared.testing.parity import require_torch, to_numpy
+from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.tensors import leaf
 
 pytestmark = pytest.mark.step(9)
@@ -190,16 +190,13 @@ def test_relu_in_place_matches_pytorch() -> None:
     x = leaf(x_values)
     w = leaf(w_values)
     h = relu(x @ w, inplace=True)
-    (h * h).sum().backward()
     tx = torch.tensor(x_values, requires_grad=True)
     tw = torch.tensor(w_values, requires_grad=True)
     th = torch.relu_(tx @ tw)
-    (th * th).sum().backward()
-    assert x.grad is not None
-    assert w.grad is not None
+    assert_backward_matches_torch(
+        (h * h).sum(), (th * th).sum(), [x, w], [tx, tw], np.ones(()), rtol=1e-10, atol=1e-12
+    )
     assert_allclose(h.array, to_numpy(th), rtol=1e-12, atol=1e-12)
-    assert_allclose(x.grad.array, to_numpy(tx.grad), rtol=1e-10, atol=1e-12)
-    assert_allclose(w.grad.array, to_numpy(tw.grad), rtol=1e-10, atol=1e-12)
 
 
 # --- modules --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from npgrad import BACK_FUNCS, Tensor, einsum, einsum_back
 from shared.testing.gradients import numeric_vjp
-from shared.testing.parity import require_torch, to_numpy
+from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.strategies import Arr, float_arrays
 from shared.testing.tensors import grad_of, leaf
 
@@ -263,8 +263,6 @@ def test_random_einsum_values_and_gradients_match_pytorch(
     assert out.shape == tuple(torch_out.shape)
     assert_allclose(out.array, to_numpy(torch_out), rtol=1e-12, atol=1e-12)
     grad_out = data.draw(float_arrays(out.shape), label="grad_out")
-    out.backward(end_grad=grad_out)
-    torch_out.backward(torch.from_numpy(grad_out))
-    for t, torch_t in zip(tensors, torch_tensors, strict=True):
-        assert torch_t.grad is not None
-        assert_allclose(grad_of(t), to_numpy(torch_t.grad), rtol=1e-10, atol=1e-12)
+    assert_backward_matches_torch(
+        out, torch_out, tensors, torch_tensors, grad_out, rtol=1e-10, atol=1e-12
+    )

@@ -16,7 +16,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from npgrad import Tensor, matmul, matmul_back0, matmul_back1
 from shared.testing.gradients import numeric_vjp
-from shared.testing.parity import require_torch, to_numpy
+from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.strategies import float_arrays
 from shared.testing.tensors import grad_of, leaf
 
@@ -204,7 +204,6 @@ def test_random_matmuls_match_pytorch(
     assert out.shape == tuple(torch_out.shape)
     assert_allclose(out.array, to_numpy(torch_out), rtol=1e-12, atol=1e-12)
     grad_out = data.draw(float_arrays(out.shape), label="grad_out")
-    out.backward(end_grad=grad_out)
-    torch_out.backward(torch.from_numpy(grad_out))
-    for t, torch_t in zip(tensors, torch_tensors, strict=True):
-        assert_allclose(grad_of(t), to_numpy(torch_t.grad), rtol=1e-10, atol=1e-12)
+    assert_backward_matches_torch(
+        out, torch_out, tensors, torch_tensors, grad_out, rtol=1e-10, atol=1e-12
+    )

@@ -35,7 +35,7 @@ from npgrad import (
     where_back2,
 )
 from shared.testing.gradients import numeric_vjp
-from shared.testing.parity import require_torch, to_numpy
+from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.strategies import broadcastable_shape_pairs, float_arrays, nonzero_arrays
 from shared.testing.tensors import grad_of, leaf
 
@@ -250,7 +250,6 @@ def test_random_graphs_with_conditions_match_pytorch(
     torch_out = masked_graph(torch_x, torch_y, threshold)
     assert_allclose(out.array, to_numpy(torch_out), rtol=1e-14, atol=0)
     grad_out = data.draw(float_arrays(out.shape), label="grad_out")
-    out.backward(end_grad=grad_out)
-    torch_out.backward(torch.from_numpy(grad_out))
-    assert_allclose(grad_of(x), to_numpy(torch_x.grad), rtol=1e-12, atol=1e-14)
-    assert_allclose(grad_of(y), to_numpy(torch_y.grad), rtol=1e-12, atol=1e-14)
+    assert_backward_matches_torch(
+        out, torch_out, [x, y], [torch_x, torch_y], grad_out, rtol=1e-12, atol=1e-14
+    )

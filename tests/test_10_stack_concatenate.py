@@ -33,7 +33,7 @@ from npgrad import (
     stack_back,
 )
 from shared.testing.gradients import numeric_vjp
-from shared.testing.parity import require_torch, to_numpy
+from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.strategies import float_arrays
 from shared.testing.tensors import grad_of, leaf
 
@@ -272,13 +272,20 @@ def test_random_joins_match_pytorch(kind: str, data: st.DataObject) -> None:
     torch_out = torch_join(torch_tensors, dim=dim)
     assert_array_equal(out.array, to_numpy(torch_out))
     grad_out = data.draw(float_arrays(out.shape), label="grad_out")
-    out.backward(end_grad=grad_out)
-    torch_out.backward(torch.from_numpy(grad_out))
-    for t, torch_t in zip(tensors, torch_tensors, strict=True):
-        if torch_t.grad is None:
+    wanted = [k for k, flag in enumerate(needs_grad) if flag]
+    assert_backward_matches_torch(  # rtol=0 and atol=0: the gradients must be equal
+        out,
+        torch_out,
+        [tensors[k] for k in wanted],
+        [torch_tensors[k] for k in wanted],
+        grad_out,
+        rtol=0,
+        atol=0,
+    )
+    for t, torch_t, flag in zip(tensors, torch_tensors, needs_grad, strict=True):
+        if not flag:
+            assert torch_t.grad is None
             assert t.grad is None
-        else:
-            assert_array_equal(grad_of(t), to_numpy(torch_t.grad))
 
 
 # --- with step 09's version counters --------------------------------------------------

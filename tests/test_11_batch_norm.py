@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from npgrad import BatchNorm2d, Parameter, Tensor, batch_norm, no_grad
 from shared.testing.gradients import numeric_vjp
-from shared.testing.parity import require_torch, to_numpy
+from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.strategies import Arr
 
 pytestmark = pytest.mark.step(11)
@@ -97,13 +97,15 @@ def test_batch_norm_values_gradients_and_running_stats_match_pytorch(
             assert_array_equal(stats[name].array, arrays[name])  # evaluation changes nothing
 
     grad_out = np.random.default_rng(1).normal(size=shape)
-    out.backward(grad_out)
-    expected.backward(torch.tensor(grad_out))
-    for name, tensor in ours.items():
-        assert tensor.grad is not None, name
-        assert_allclose(
-            tensor.grad.array, to_numpy(theirs[name].grad), rtol=1e-9, atol=1e-12, err_msg=name
-        )
+    assert_backward_matches_torch(
+        out,
+        expected,
+        [ours[name] for name in names],
+        [theirs[name] for name in names],
+        grad_out,
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 # --- against central differences -------------------------------------------------------
