@@ -20,17 +20,18 @@ workspace); ``propagate -- NN`` carries a fix in step NN into later steps.
 resnet`` step 11's ResNet (not a default session).
 """
 
+import sys
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent
+# nox does not put this file's folder on sys.path; shared.steps is stdlib only.
+sys.path.insert(0, str(ROOT))
+from shared.steps import step_dirs  # noqa: E402
+
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
-STEPS = {
-    int(path.name[:2]): path
-    for path in sorted((ROOT / "steps").iterdir())
-    if path.is_dir() and path.name[:2].isdigit()
-}
+STEPS = step_dirs(ROOT / "steps")  # the same step folders every tool sees
 LATEST = max(STEPS)
 # One BLAS thread everywhere: on a busy 2-core machine, two threads were
 # measured 4-50x slower, and results must not depend on thread count.

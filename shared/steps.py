@@ -1,4 +1,4 @@
-"""Where the step snapshots live, and how their folders are named."""
+"""Where the step snapshots live, how their folders are named, and how messages show paths."""
 
 import re
 from pathlib import Path
@@ -25,3 +25,18 @@ def step_dir(step: int, steps_dir: Path = STEPS_DIR) -> Path:
         known = ", ".join(f"{n:02d}" for n in dirs)
         raise LookupError(f"there is no step {step:02d}; the steps are {known}")
     return dirs[step]
+
+
+def previous_step_dir(step: int, steps_dir: Path = STEPS_DIR) -> Path | None:
+    """The folder of the step before ``step`` (the largest smaller number); None for the first."""
+    dirs = step_dirs(steps_dir)
+    earlier = [number for number in dirs if number < step]
+    return dirs[max(earlier)] if earlier else None
+
+
+def shown(path: Path) -> str:
+    """A path as messages show it: relative to the repository root when it is inside it."""
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.steps import REPO_ROOT, STEPS_DIR, step_dir, step_dirs
-from shared.tools.source import previous_step, step_files
+from shared.steps import STEPS_DIR, previous_step_dir, shown, step_dir
+from shared.tools.source import step_files
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,6 @@ def _read_lines(path: Path) -> list[str] | None:
         return None
 
 
-def _label(path: Path) -> str:
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def compare_folders(before: Path, after: Path) -> list[FileChange]:
     """Every file that differs between two step folders, in path order."""
     old_files, new_files = set(step_files(before)), set(step_files(after))
@@ -61,7 +54,7 @@ def compare_folders(before: Path, after: Path) -> list[FileChange]:
         if old_lines is None or new_lines is None:  # binary: say so, like diff does
             if status == "changed" and old_path.read_bytes() == new_path.read_bytes():
                 continue
-            note = f"Binary files {_label(old_path)} and {_label(new_path)} differ\n"
+            note = f"Binary files {shown(old_path)} and {shown(new_path)} differ\n"
             changes.append(FileChange(path, status, 0, 0, [note]))
             continue
         if old_lines == new_lines and status == "changed":
@@ -70,8 +63,8 @@ def compare_folders(before: Path, after: Path) -> list[FileChange]:
             difflib.unified_diff(
                 old_lines,
                 new_lines,
-                fromfile=_label(old_path) if path in old_files else "/dev/null",
-                tofile=_label(new_path) if path in new_files else "/dev/null",
+                fromfile=shown(old_path) if path in old_files else "/dev/null",
+                tofile=shown(new_path) if path in new_files else "/dev/null",
             )
         )
         added = sum(1 for line in diff[2:] if line.startswith("+"))
@@ -82,7 +75,7 @@ def compare_folders(before: Path, after: Path) -> list[FileChange]:
 
 def render(before: Path, after: Path, changes: Sequence[FileChange]) -> Iterator[str]:
     """The summary, then the diff, as lines of text."""
-    yield f"{_label(before)} -> {_label(after)}\n"
+    yield f"{shown(before)} -> {shown(after)}\n"
     if not changes:
         yield "no differences\n"
         return
@@ -107,17 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("step", type=int)
     parser.add_argument("--steps-dir", type=Path, default=STEPS_DIR)
     args = parser.parse_args(argv)
-    steps = step_dirs(args.steps_dir)
     try:
         after = step_dir(args.step, args.steps_dir)
     except LookupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    before_number = previous_step(args.step, steps)
-    if before_number is None:
+    before = previous_step_dir(args.step, args.steps_dir)
+    if before is None:
         print(f"error: step {args.step:02d} is the first step: nothing to diff", file=sys.stderr)
         return 2
-    before = steps[before_number]
     try:
         sys.stdout.writelines(render(before, after, compare_folders(before, after)))
         sys.stdout.flush()

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.steps import REPO_ROOT, STEPS_DIR, step_dirs
+from shared.steps import STEPS_DIR, shown, step_dirs
 from shared.tools.source import Module, step_modules
 
 CHANGED_HEADING = "## Changed from the previous step"
@@ -39,7 +39,7 @@ class Drift:
 
     def describe(self) -> str:
         """What differs and the two ways to fix it."""
-        readme = _shown(self.after / "README.md")
+        readme = shown(self.after / "README.md")
         return (
             f"{self.after.name}: {self.path}: {self.qualname} differs from {self.before.name}\n"
             f"    fix: make the two match (fix it in the earliest step, then "
@@ -58,16 +58,9 @@ class Note:
     def describe(self) -> str:
         """The note, with what to do about it."""
         return (
-            f"note: {_shown(self.step / 'README.md')} lists `{self.name}` under "
+            f"note: {shown(self.step / 'README.md')} lists `{self.name}` under "
             f"'{CHANGED_HEADING}', but it is identical in the previous step"
         )
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def listed_changes(readme: Path) -> tuple[set[str], set[str]]:

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.steps import STEPS_DIR, step_dir, step_dirs
+from shared.steps import STEPS_DIR, previous_step_dir, step_dir
 from shared.tools.source import (
     IGNORED_NAMES,
     FunctionNode,
@@ -49,7 +49,6 @@ from shared.tools.source import (
     is_overload,
     own_statements,
     parse_module,
-    previous_step,
     step_modules,
 )
 
@@ -217,18 +216,38 @@ def _package_modules(folder: Path | None) -> dict[str, Module]:
     }
 
 
-def _text(module: Module | None, qualname: str) -> str | None:
-    """The compared text of one function (nested ones included), or None if absent."""
-    nodes = None if module is None else module.functions().get(qualname)
-    return None if module is None or nodes is None else module.function_text(nodes)
+Functions = dict[str, list[FunctionNode]]
+
+
+def _new_code(
+    qualname: str,
+    module: Module,
+    functions: Functions,
+    old: Module | None,
+    old_functions: Functions,
+) -> FunctionNode | None:
+    """``qualname``'s implementation if the learner has code to write there, else None.
+
+    That is a body that is not trivial, in a function that is new or whose text
+    differs from ``old``, the previous step's version of the module (its
+    functions, ``old_functions``, are found once per module, not once per name).
+    """
+    node = implementation(functions[qualname])
+    if node is None or is_trivial(node):
+        return None
+    old_nodes = old_functions.get(qualname)
+    unchanged = (
+        old is not None
+        and old_nodes is not None
+        and old.function_text(old_nodes) == module.function_text(functions[qualname])
+    )
+    return None if unchanged else node
 
 
 def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
     """Which functions of step ``step`` become exercises and which are given."""
-    steps = step_dirs(steps_dir)
     folder = step_dir(step, steps_dir)
-    before = previous_step(step, steps)
-    previous = steps[before] if before is not None else None
+    previous = previous_step_dir(step, steps_dir)
     old_modules = _package_modules(previous)
     trace = trace_import(folder)
     calls = trace.called
@@ -236,12 +255,13 @@ def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
     given: list[Given] = []
     for path, module in _package_modules(folder).items():
         old = old_modules.get(path)
+        old_functions = old.functions() if old is not None else {}
         functions = module.functions()
-        for qualname, nodes in functions.items():
+        for qualname in functions:
             if "<locals>" in qualname:
                 continue  # a nested function is an exercise only through its closure factory
-            node = implementation(nodes)
-            if node is None or is_trivial(node) or _text(module, qualname) == _text(old, qualname):
+            node = _new_code(qualname, module, functions, old, old_functions)
+            if node is None:
                 continue
             if (path, qualname) not in calls:
                 exercises.append(
@@ -251,13 +271,8 @@ def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
             inner_exercises = []
             for name in _returned_nested_functions(node):
                 inner = f"{qualname}.<locals>.{name}"
-                inner_node = implementation(functions[inner])
-                if (
-                    inner_node is None
-                    or (path, inner) in calls
-                    or is_trivial(inner_node)
-                    or _text(module, inner) == _text(old, inner)
-                ):
+                inner_node = _new_code(inner, module, functions, old, old_functions)
+                if inner_node is None or (path, inner) in calls:
                     continue
                 summary = docstring_summary(inner_node) or (
                     f"the function {qualname} returns: {docstring_summary(node)}"

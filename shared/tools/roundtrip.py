@@ -67,13 +67,11 @@ def run_tests(
     workspace: Path,
     new_only: bool = False,
     extra: Sequence[str] = (),
-    root: Path = REPO_ROOT,
-    quick: bool = True,
 ) -> TestRun:
     """Run step ``step``'s selection against ``workspace`` in a fresh interpreter.
 
-    ``quick`` uses the "tooling" hypothesis profile: fine for finding which stubs
-    the tests reach; the thorough runs are the test sessions' own.
+    It uses the "tooling" hypothesis profile: fine for finding which stubs the
+    tests reach; the thorough runs are the test sessions' own.
     """
     with tempfile.TemporaryDirectory() as scratch:
         junit = Path(scratch) / "junit.xml"
@@ -91,12 +89,15 @@ def run_tests(
             *(["--new-only"] if new_only else []),
             *extra,
         ]
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        if quick:
+        env = {
+            **os.environ,
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
             # See the "tooling" profile in shared.testing.plugin: no shrinking, few examples.
-            env["NPGRAD_HYPOTHESIS_PROFILE"] = "tooling"
+            "NPGRAD_HYPOTHESIS_PROFILE": "tooling",
+        }
         result = subprocess.run(
-            command, cwd=root, capture_output=True, text=True, env=env, check=False
+            command, cwd=REPO_ROOT, capture_output=True, text=True, env=env, check=False
         )
         tests: list[str] = []
         failures: list[Failure] = []
@@ -113,7 +114,7 @@ def run_tests(
 
 def stub_pattern(step: int) -> re.Pattern[str]:
     """Matches a stub's message and captures the qualified name it names."""
-    return re.compile(rf"step {step:02d}: implement (\S+) \((\S+)\)")
+    return re.compile(rf"step {step:02d}: implement (\S+) \(\S+\)")
 
 
 # The last line of each traceback in a report: "E   TypeError: ..." or, inside an
@@ -146,14 +147,17 @@ def stub_names(failure: Failure, pattern: re.Pattern[str]) -> list[str] | None:
 class Coverage:
     """Which test first reached each exercise, and what went wrong on the way."""
 
-    step: int
-    exercises: list[str]
+    plan: Plan  # the workspace's: its step and its exercises
     reached_by_new: dict[str, str] = field(default_factory=dict)
     reached_by_earlier: dict[str, str] = field(default_factory=dict)
     unexpected: list[Failure] = field(default_factory=list)
-    side_effects: list[Failure] = field(default_factory=list)
     runs: int = 0
     first: TestRun | None = None  # the learner's first run: all stubs, this step's tests
+
+    @property
+    def exercises(self) -> list[str]:
+        """The qualified names of the exercises, in the plan's order."""
+        return [exercise.qualname for exercise in self.plan.exercises]
 
     @property
     def unreached(self) -> list[str]:
@@ -162,10 +166,9 @@ class Coverage:
         return [name for name in self.exercises if name not in reached]
 
 
-def peel(
-    plan: Plan, workspace: Path, coverage: Coverage, new_only: bool, steps_dir: Path = STEPS_DIR
-) -> None:
+def peel(workspace: Path, coverage: Coverage, new_only: bool) -> None:
     """Run, restore what the failures name, repeat: until no new exercise is named."""
+    plan = coverage.plan
     pattern = stub_pattern(plan.step)
     found = coverage.reached_by_new if new_only else coverage.reached_by_earlier
     while True:
@@ -177,12 +180,14 @@ def peel(
         for failure in run.failures:
             names = stub_names(failure, pattern)
             if names is None:
-                # In later rounds the workspace mixes stubs and solutions, and a stub
-                # that should have restored global state (a context manager's
-                # __exit__, say) can fail later tests: a side effect, not a finding.
-                first_run = run is coverage.first
-                (coverage.unexpected if first_run else coverage.side_effects).append(failure)
-            for name in names or []:
+                # Only the first run's count. In later rounds the workspace mixes
+                # stubs and solutions, and a stub that should have restored global
+                # state (a context manager's __exit__, say) can fail later tests: a
+                # side effect, not a finding.
+                if run is coverage.first:
+                    coverage.unexpected.append(failure)
+                continue
+            for name in names:
                 named.setdefault(name, failure.test)
         if run.returncode not in (0, 1):  # usage error, internal error, nothing collected
             coverage.unexpected.append(Failure("pytest", run.output[-2000:]))
@@ -190,19 +195,19 @@ def peel(
         if not fresh:
             return
         found.update(fresh)
-        restore(workspace, plan.step, fresh, steps_dir, plan=plan)
+        restore(workspace, plan.step, fresh, plan=plan)
 
 
 def check_coverage(step: int, workspace: Path, steps_dir: Path = STEPS_DIR) -> Coverage:
     """Write the workspace, then peel with step NN's own tests, then with all of them.
 
-    Leaves ``workspace`` with only the unreached exercises still stubbed.
+    Leaves ``workspace`` with only the unreached exercises still stubbed; the
+    returned coverage holds the workspace's plan.
     """
-    plan = write_workspace(step, workspace, force=True, steps_dir=steps_dir)
-    coverage = Coverage(step, [exercise.qualname for exercise in plan.exercises])
-    peel(plan, workspace, coverage, new_only=True, steps_dir=steps_dir)
+    coverage = Coverage(write_workspace(step, workspace, force=True, steps_dir=steps_dir))
+    peel(workspace, coverage, new_only=True)
     if coverage.unreached:
-        peel(plan, workspace, coverage, new_only=False, steps_dir=steps_dir)
+        peel(workspace, coverage, new_only=False)
     return coverage
 
 

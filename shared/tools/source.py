@@ -17,6 +17,7 @@ registrations, assignments) are not definitions.
 from __future__ import annotations
 
 import ast
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,12 +28,6 @@ FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 IGNORED_NAMES = frozenset(
     {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 )
-
-
-def previous_step(step: int, steps: dict[int, Path]) -> int | None:
-    """The step before ``step`` (the largest smaller number), or None for the first step."""
-    earlier = [number for number in steps if number < step]
-    return max(earlier) if earlier else None
 
 
 def step_files(folder: Path) -> list[str]:
@@ -50,28 +45,30 @@ def step_files(folder: Path) -> list[str]:
 class SourceText:
     """A module's source, addressable by the ``(line, column)`` positions ``ast`` reports.
 
-    ``ast`` columns count UTF-8 bytes, so the lines are kept as bytes.
+    ``ast`` columns count UTF-8 bytes, so the lines are kept as bytes, and where
+    each line starts is worked out once.
     """
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.data = source.encode("utf-8")
         self.lines = self.data.splitlines(keepends=True)
+        self.line_starts = [0, *itertools.accumulate(len(text) for text in self.lines)]
 
     def offset(self, line: int, column: int) -> int:
         """The byte offset of a 1-based ``line`` and 0-based byte ``column``."""
-        return sum(len(text) for text in self.lines[: line - 1]) + column
+        return self.line_starts[line - 1] + column
 
     def between(self, start: tuple[int, int], end: tuple[int, int]) -> str:
         """The text from ``start`` up to (not including) ``end``."""
         return self.data[self.offset(*start) : self.offset(*end)].decode("utf-8")
 
-    def segment(self, node: ast.AST) -> str:
+    def segment(self, node: ast.expr | ast.stmt) -> str:
         """The source text of one node (its first line without indentation)."""
-        text = ast.get_source_segment(self.source, node)
-        if text is None:  # only for nodes without positions, which parsed code never has
+        if node.end_lineno is None or node.end_col_offset is None:
+            # only for nodes without positions, which parsed code never has
             raise ValueError(f"no source position for {ast.dump(node)[:60]}")
-        return text
+        return self.between((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset))
 
 
 def is_overload(node: FunctionNode) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.steps import REPO_ROOT, step_dirs
+from shared.steps import REPO_ROOT, previous_step_dir, step_dir, step_dirs
 from shared.tools.diff import compare_folders
 
 pytestmark = pytest.mark.tooling
@@ -26,7 +26,8 @@ def test_diff_of_every_step_prints_a_summary_then_the_diff(step: int) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    before, after = step_dirs()[STEPS[STEPS.index(step) - 1]], step_dirs()[step]
+    before, after = previous_step_dir(step), step_dir(step)
+    assert before is not None
     changes = compare_folders(before, after)
     assert changes, "a step that changes nothing"
     lines = result.stdout.splitlines()

@@ -25,12 +25,12 @@ STEPS = sorted(step_dirs())
 def test_exercise_round_trip(step: int, tmp_path: Path) -> None:
     """Stubs fail only with their own NotImplementedError, each is reached, restoring passes."""
     workspace = tmp_path / "workspace"
-    plan = write_workspace(step, workspace)
-    assert plan.exercises, f"step {step:02d} has nothing to implement"
-
-    # One stub can hide another, so they are peeled off a layer at a time: the
-    # stubs each run names are restored, and the tests run again.
+    # Writes the workspace, then finds which test reaches each stub. One stub can
+    # hide another, so they are peeled off a layer at a time: the stubs each run
+    # names are restored, and the tests run again.
     coverage = check_coverage(step, workspace)
+    plan = coverage.plan
+    assert plan.exercises, f"step {step:02d} has nothing to implement"
     # The learner's first run: only this step's tests, and they fail.
     first = coverage.first
     assert first is not None

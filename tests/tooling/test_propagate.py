@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from shared.steps import REPO_ROOT, STEPS_DIR, step_dirs
 from shared.tools.drift import check_drift
+from shared.tools.source import step_files
 
 pytestmark = pytest.mark.tooling
 
@@ -30,13 +32,23 @@ def _git(repo: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A throwaway git repository holding a copy of the steps, all committed."""
+def repo(tmp_path: Path) -> Iterator[Path]:
+    """A throwaway git repository holding a copy of the steps, all committed.
+
+    Every test here works on such a copy: afterwards, the repository's own
+    ``steps/`` must be byte for byte what it was before the test.
+    """
+    untouched = _snapshot(STEPS_DIR)
     shutil.copytree(STEPS_DIR, tmp_path / "steps", ignore=shutil.ignore_patterns("__pycache__"))
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", "-A")
     _git(tmp_path, "commit", "-q", "-m", "steps")
-    return tmp_path
+    yield tmp_path
+    after = _snapshot(STEPS_DIR)
+    changed = sorted(
+        path for path in after.keys() | untouched.keys() if after.get(path) != untouched.get(path)
+    )
+    assert not changed, f"the test changed the repository's own {STEPS_DIR}: {changed}"
 
 
 def _propagate(repo: Path, step: int) -> subprocess.CompletedProcess[str]:
@@ -50,11 +62,8 @@ def _propagate(repo: Path, step: int) -> subprocess.CompletedProcess[str]:
 
 
 def _snapshot(steps: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(steps)): path.read_bytes()
-        for path in sorted(steps.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
-    }
+    """Every file under ``steps`` and its bytes, caches (``__pycache__`` and such) left out."""
+    return {path: (steps / path).read_bytes() for path in step_files(steps)}
 
 
 def test_a_one_line_fix_reaches_every_later_step(repo: Path) -> None:
@@ -105,8 +114,3 @@ def test_nothing_to_propagate_is_an_error(repo: Path) -> None:
     result = _propagate(repo, SOURCE_STEP)
     assert result.returncode == 1
     assert "no uncommitted change" in result.stderr
-
-
-def test_the_repository_is_never_touched() -> None:
-    """A guard for the tests above: they work on copies, never on this checkout."""
-    assert (REPO_ROOT / "steps").resolve() == STEPS_DIR.resolve()
