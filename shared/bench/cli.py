@@ -43,7 +43,7 @@ import numpy as np
 from shared.bench import conv, micro, report, training
 from shared.bench.numpy_mlp import NumpyMLP
 from shared.data import DATASETS, Dataset, batches, load_dataset, normalise
-from shared.steps import REPO_ROOT, step_dir, step_dirs
+from shared.steps import shown, step_dir, step_dirs
 
 __all__ = [
     "default_step",
@@ -401,9 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {
         "meta": {
             "step": step,
-            "step_dir": str(step_path)
-            if args.impl is not None
-            else str(step_path.relative_to(REPO_ROOT)),
+            "step_dir": shown(step_path),
             "dataset": DATASETS[args.dataset].title,
             "batch_size": args.batch_size,
             "lr": args.lr,
