@@ -89,15 +89,16 @@ def test_permute_and_its_backward_applies_the_inverse_permutation() -> None:
     assert out.shape == (3, 4, 2)
     assert_array_equal(out.array, np.transpose(x.array, (1, 2, 0)))
     end_grad = np.arange(24.0).reshape(3, 4, 2) * 10
+    # the backward function alone first: applying dims again gives shape (4, 2, 3)
+    inverse = (
+        "permute's backward must apply the inverse permutation (np.argsort(dims)), not dims again"
+    )
+    grad = permute_back(end_grad, np.zeros((3, 4, 2)), x.array, (1, 2, 0))
+    assert grad.shape == (2, 3, 4), inverse
+    assert_array_equal(grad, np.transpose(end_grad, (2, 0, 1)), err_msg=inverse)
     out.backward(end_grad=end_grad)
     assert grad_of(x).shape == (2, 3, 4)
     assert_array_equal(grad_of(x), np.transpose(end_grad, (2, 0, 1)))
-    # the backward function alone: applying dims again instead would give the wrong shape
-    assert permute_back(np.zeros((3, 4, 2)), np.zeros((3, 4, 2)), x.array, (1, 2, 0)).shape == (
-        2,
-        3,
-        4,
-    )
     assert permute(x, (-1, 0, 1)).shape == (4, 2, 3)
 
 
@@ -222,7 +223,12 @@ def test_index_by_an_integer_array_with_repeated_coordinates_accumulates() -> No
     out = x[np.array([0, 2, 0, 0])]
     assert_array_equal(out.array, [10.0, 30.0, 10.0, 10.0])
     out.backward(end_grad=np.array([1.0, 2.0, 3.0, 4.0]))
-    assert_array_equal(grad_of(x), [8.0, 0.0, 2.0])  # 1 + 3 + 4 at index 0, not just 4
+    assert_array_equal(
+        grad_of(x),
+        [8.0, 0.0, 2.0],  # 1 + 3 + 4 at index 0, not just 4
+        err_msg="an element picked several times must receive the sum of its gradients: "
+        "use np.add.at, not grad[index] += grad_out",
+    )
 
 
 def test_index_by_pairs_of_integer_tensors_with_repeats() -> None:
@@ -297,7 +303,11 @@ def test_true_divide_both_gradients_with_broadcasting() -> None:
 def test_reflected_subtract_is_2_minus_t() -> None:
     t = leaf([1.0, 5.0])
     out = 2 - t
-    assert_array_equal(out.array, [1.0, -3.0])
+    assert_array_equal(
+        out.array,
+        [1.0, -3.0],
+        err_msg="2 - t must compute 2 - t: __rsub__(self, other) is subtract(other, self)",
+    )
     out.backward(end_grad=np.ones(2))
     assert_array_equal(grad_of(t), [-1.0, -1.0])
 

@@ -130,7 +130,10 @@ def test_a_parameter_of_integer_data_that_requires_grad_raises() -> None:
 def test_parameters_are_own_first_then_each_childs_in_assignment_order() -> None:
     pair = Pair()
     expected = [pair.first, pair.second, pair.child.weight, pair.child.bias]
-    assert ids(pair.parameters()) == ids(expected)
+    assert ids(pair.parameters()) == ids(expected), (
+        "parameters() must list the module's own Parameters, then every child module's, "
+        "recursively, in assignment order"
+    )
     assert ids(pair.parameters(recurse=False)) == ids([pair.first, pair.second])
 
 

@@ -31,7 +31,9 @@ def test_nested_no_grad_restores_each_level() -> None:
     with NoGrad():
         with NoGrad():
             assert not is_grad_enabled()
-        assert not is_grad_enabled()  # the inner exit must not turn tracking back on
+        assert not is_grad_enabled(), (
+            "leaving a no_grad block must restore the state saved on entry, not switch tracking on"
+        )
     assert is_grad_enabled()
 
 

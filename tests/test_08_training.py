@@ -78,8 +78,13 @@ def test_sgd_step_matches_hand_computation() -> None:
     SGD([p], lr=0.1).step()
 
     # p - lr * grad = [1 - 0.05, 2 + 0.1, 3 - 0.2]
-    assert_allclose(p.array, [0.95, 2.1, 2.8], rtol=1e-6)
-    assert p.array is before  # in place: the very same array
+    in_place = (
+        "SGD.step must change each parameter's array in place (param.add_(param.grad, "
+        "alpha=-lr)): p = p - lr * p.grad only rebinds a local name and leaves the model's "
+        "parameter unchanged"
+    )
+    assert_allclose(p.array, [0.95, 2.1, 2.8], rtol=1e-6, err_msg=in_place)
+    assert p.array is before, in_place  # the very same array
     assert p.array.dtype == np.float32
 
 
@@ -117,7 +122,10 @@ def test_sgd_step_records_nothing_and_keeps_tracking_on() -> None:
 
     optimizer.step()
 
-    assert is_grad_enabled()  # the step's no_grad block restored the switch
+    assert is_grad_enabled(), (
+        "SGD.step must leave grad tracking as it found it: update inside `with no_grad():`, "
+        "not after set_grad_enabled(False)"
+    )
     for p in model.parameters():
         assert p.is_leaf
         assert p.recipe is None
@@ -282,6 +290,29 @@ def test_train_epoch_returns_the_mean_over_examples_not_over_batches() -> None:
     optimizer = SGD(model.parameters(), lr=0.0)
     mean = train.train_epoch(model, optimizer, data.batches(images, labels, 16, shuffle=False))
     assert_allclose(mean, train.evaluate(model, images, labels).loss, rtol=1e-5)
+
+
+def test_train_epoch_clears_the_gradients_before_each_step() -> None:
+    # lr=0 freezes the model, so after the epoch each .grad must be the last batch's
+    # gradient alone; without zero_grad it is the sum over all three batches.
+    model, images, labels = model_and_data(n=48)
+    optimizer = SGD(model.parameters(), lr=0.0)
+    train.train_epoch(model, optimizer, data.batches(images, labels, 16, shuffle=False))
+    after_epoch = {name: p.grad for name, p in model.named_parameters()}
+    optimizer.zero_grad()
+    train.batch_loss(model, images[32:], labels[32:]).backward()
+    for name, p in model.named_parameters():
+        got, last_batch = after_epoch[name], p.grad
+        assert got is not None
+        assert last_batch is not None
+        assert_allclose(
+            got.array,
+            last_batch.array,
+            rtol=1e-5,
+            atol=1e-7,
+            err_msg=f"{name}: train_epoch must call optimizer.zero_grad() before each "
+            "backward, or each step uses the sum of every batch's gradient so far",
+        )
 
 
 def test_train_epoch_without_batches_raises() -> None:
