@@ -37,6 +37,19 @@ def relu_in_place(a: Tensor) -> Tensor:
     return npgrad.relu(a * 1.0, inplace=True)
 
 
+def add_through_a_view(a: Tensor, b: Tensor) -> Tensor:
+    x = a * 1.0
+    x[0:2].add_(b)  # the base's history gains write_through_view
+    return x * x
+
+
+def view_made_before_its_base_changed(a: Tensor, b: Tensor) -> Tensor:
+    x = a * 1.0
+    view = x[1:].T
+    x.add_(b)
+    return view * view  # the view's history is renewed as view_of(x)
+
+
 CASES = [
     Case("log", lambda a: a.log(), lambda r: [uniform(r, (2, 3), 0.5, 2.0)]),
     Case("multiply", lambda a, b: a * b, lambda r: [signed(r, (2, 3)), signed(r, (3,))]),
@@ -59,6 +72,12 @@ CASES = [
     Case("add_", add_in_place, lambda r: [signed(r, (2, 3)), signed(r, (3,))]),
     Case("relu(inplace=True)", relu_in_place, lambda r: [signed(r, (2, 3))]),
     Case("relu", lambda a: npgrad.relu(a), lambda r: [signed(r, (2, 3))]),
+    Case("add_ through a view", add_through_a_view, lambda r: [signed(r, (3, 2)), signed(r, (2,))]),
+    Case(
+        "a view read after its base changed",
+        view_made_before_its_base_changed,
+        lambda r: [signed(r, (3, 2)), signed(r, (2,))],
+    ),
 ]
 
 

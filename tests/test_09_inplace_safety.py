@@ -1,5 +1,7 @@
 """Step 09: version counters, in-place safety, relu(inplace=True) and gradcheck."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -18,8 +20,9 @@ from npgrad import (
     relu,
     wrap_forward_fn,
 )
+from shared.testing.gradcheck_cases import in_package
 from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
-from shared.testing.tensors import leaf
+from shared.testing.tensors import grad_of, leaf
 
 pytestmark = pytest.mark.step(9)
 
@@ -241,7 +244,9 @@ def test_one_linear_module_used_twice_sums_both_paths_into_its_weight() -> None:
 
 def test_sgd_step_bumps_versions_so_a_stale_graph_cannot_backpropagate() -> None:
     layer = Linear(3, 1)
-    x = Tensor(np.ones((2, 3), dtype=np.float32))
+    # x requires grad, so matmul's backward for x reads the weight (through W.T, a view
+    # sharing the weight's counter); without that, nothing reads the weight's values.
+    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     loss = layer(x).sum()
     loss.backward()
     SGD(list(layer.parameters()), lr=0.1).step()
@@ -283,3 +288,166 @@ def test_gradcheck_refuses_float32_and_inputs_without_requires_grad() -> None:
         gradcheck(lambda x: x * 2, [Tensor(np.ones(2, dtype=np.float32), requires_grad=True)])
     with pytest.raises(ValueError, match=r"requires_grad"):
         gradcheck(lambda x: x * 2, [Tensor(np.ones(2))])
+
+
+# --- views share their base's memory, and so its version counter ----------------------
+
+
+@pytest.mark.parametrize(
+    "make_view",
+    [
+        pytest.param(lambda x: x[0:2], id="slice"),
+        pytest.param(lambda x: x.reshape(3, 1), id="reshape"),
+        pytest.param(lambda x: x.reshape(1, 3).T, id="T"),
+        pytest.param(lambda x: x.reshape(1, 3).permute(1, 0), id="permute"),
+        pytest.param(lambda x: x.expand(2, 3), id="expand"),
+    ],
+)
+def test_a_view_shares_its_bases_version_counter(make_view: Callable[[Tensor], Tensor]) -> None:
+    x = leaf([1.0, 2.0, 3.0]) * 1.0
+    view = make_view(x)
+    assert np.shares_memory(view.array, x.array), "the operation should give a NumPy view"
+    assert view._version_counter is x._version_counter, "a view must count its base's changes"
+    copy = x[np.array([0, 1])]  # advanced indexing copies: its own counter
+    assert copy._version_counter is not x._version_counter
+
+
+def test_an_in_place_change_through_a_view_is_caught_by_a_saved_base() -> None:
+    a = leaf([1.0, 2.0, 3.0])
+    x = a * 1.0
+    z = (x * x).sum()  # multiply saves x
+    x[0:2].add_(Tensor(np.array([10.0, 10.0])))
+    assert x._version == 1
+    with pytest.raises(InplaceError, match=r"argument \d of multiply"):
+        z.backward()
+
+
+def test_relu_in_place_on_a_reshaped_view_is_caught_by_a_saved_base() -> None:
+    a = leaf([1.0, -2.0, 3.0, -4.0])
+    x = a * 1.0
+    z = (x * x).sum()
+    relu(x.reshape(2, 2), inplace=True)
+    with pytest.raises(InplaceError, match=r"of multiply"):
+        z.backward()
+
+
+def test_a_change_through_a_view_is_part_of_the_bases_history() -> None:
+    a = leaf([1.0, -2.0, 3.0])
+    b = leaf([5.0, 7.0])
+    x = a * 1.0
+    x[0:2].add_(b)
+    assert_array_equal(x.array, [6.0, 5.0, 3.0])
+    (x * np.array([1.0, 2.0, 3.0])).sum().backward()
+    assert_array_equal(grad_of(a), [1.0, 2.0, 3.0])
+    assert_array_equal(grad_of(b), [1.0, 2.0])
+
+
+def test_relu_in_place_on_a_view_masks_the_bases_gradient() -> None:
+    a = leaf([1.0, -2.0, 3.0])
+    x = a * 1.0
+    relu(x[0:2], inplace=True)
+    (x * 2.0).sum().backward()
+    assert_array_equal(grad_of(a), [2.0, 0.0, 2.0])
+
+
+def test_a_view_made_before_its_base_changed_sees_the_change_in_its_history() -> None:
+    a = leaf([1.0, -2.0, 3.0])
+    x = a * 1.0
+    view = x[0:2]
+    relu(x, inplace=True)
+    assert_array_equal(view.array, [1.0, 0.0])
+    (view * 3.0).sum().backward()
+    assert_array_equal(grad_of(a), [3.0, 0.0, 0.0])
+
+
+def test_in_place_on_a_view_of_a_leaf_that_requires_grad_raises() -> None:
+    a = leaf([1.0, 2.0])
+    with pytest.raises(RuntimeError, match=r"view of a leaf tensor that requires grad"):
+        a[0:1].add_(1.0)
+    with no_grad():
+        a[0:1].add_(1.0)  # allowed without tracking, and counted
+    assert a._version == 1
+
+
+# --- in-place history never rewrites what earlier results recorded ---------------------
+
+
+def test_an_in_place_change_after_use_does_not_reach_earlier_results() -> None:
+    a, b, c = leaf([1.0, 2.0]), leaf([3.0, 4.0]), leaf([5.0, 6.0])
+    x = a * 1.0
+    y = b * 1.0
+    y.add_(x)
+    x.add_(c)  # after y used x: y's history must not include c
+    y.sum().backward()
+    assert_array_equal(grad_of(a), [1.0, 1.0])
+    assert_array_equal(grad_of(b), [1.0, 1.0])
+    assert c.grad is None, "c was added to x after y used x"
+
+
+def test_relu_in_place_after_use_does_not_mask_earlier_results() -> None:
+    a, b = leaf([1.0, -2.0]), leaf([3.0, 4.0])
+    x = a * 1.0
+    y = b * 1.0
+    y.add_(x)
+    relu(x, inplace=True)
+    y.sum().backward()
+    assert_array_equal(grad_of(a), [1.0, 1.0])
+
+
+def test_in_place_adds_in_both_directions_are_not_a_cycle() -> None:
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    x = a * 1.0
+    y = b * 1.0
+    y.add_(x)
+    x.add_(y)
+    (x + y).sum().backward()  # x = a + (b + a), y = b + a
+    assert_array_equal(grad_of(a), [3.0, 3.0])
+    assert_array_equal(grad_of(b), [2.0, 2.0])
+
+
+# --- an error exactly when a backward function reads a changed value --------------------
+
+
+def test_changing_an_input_whose_value_no_backward_reads_is_fine() -> None:
+    a, c = leaf([1.0, -2.0]), leaf([3.0, 4.0])
+    x = a * 1.0
+    y = x + c  # addition's backward reads no values
+    relu(x, inplace=True)
+    y.sum().backward()
+    assert_array_equal(grad_of(a), [1.0, 1.0])
+    assert_array_equal(grad_of(c), [1.0, 1.0])
+
+
+def test_a_division_whose_output_changed_in_place_still_has_the_right_gradient() -> None:
+    x, y = leaf([1.0, 2.0]), leaf([4.0, 8.0])
+    z = x / y  # the backward for y reads x and y, not z
+    z.add_(Tensor(np.array([10.0, 10.0])))
+    z.sum().backward()
+    assert_allclose(grad_of(y), [-0.0625, -0.03125], rtol=1e-15, atol=0)
+    assert_allclose(grad_of(x), [0.25, 0.125], rtol=1e-15, atol=0)
+
+
+def test_only_the_arguments_a_needed_backward_reads_are_checked() -> None:
+    x = leaf([1.0, 2.0])
+    w = leaf([3.0, 4.0], requires_grad=False)
+    h = x * 1.0
+    y = h * w  # only h needs a gradient; its backward reads w, not h
+    relu(h, inplace=True)
+    y.sum().backward()
+    assert_array_equal(grad_of(x), [3.0, 4.0])
+    with no_grad():
+        w.add_(1.0)
+    y2 = h * w
+    with no_grad():
+        w.add_(1.0)
+    with pytest.raises(InplaceError, match=r"argument 1 of multiply"):
+        y2.sum().backward()
+
+
+def test_every_registered_backward_function_declares_what_it_reads() -> None:
+    undeclared = [
+        f"{getattr(forward, '__name__', forward)} argument {position}"
+        for forward, position in BACK_FUNCS.entries()
+        if in_package(forward) and BACK_FUNCS.reads(forward, position).args is None
+    ]
+    assert not undeclared, f"declare reads=... when registering: {undeclared}"

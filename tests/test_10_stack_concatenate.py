@@ -27,6 +27,7 @@ from npgrad import (
     cat,
     concatenate,
     concatenate_back,
+    einsum,
     multiply_back0,
     no_grad,
     stack,
@@ -291,20 +292,25 @@ def test_random_joins_match_pytorch(kind: str, data: st.DataObject) -> None:
 # --- with step 09's version counters --------------------------------------------------
 
 
-def test_changing_one_of_five_stacked_tensors_in_place_raises_naming_its_position() -> None:
-    tensors = [leaf([float(k)]) for k in range(5)]
-    out = stack(tensors)
+def test_changing_one_of_five_einsum_operands_in_place_raises_naming_its_position() -> None:
+    tensors = [leaf([float(k + 1)]) for k in range(5)]
+    out = einsum("i,i,i,i,i->i", *tensors)  # each operand's gradient reads the others
     assert out.recipe is not None
-    assert [key for key, _, _ in out.recipe.saved_versions] == [0, 1, 2, 3, 4]
+    # the subscripts string is argument 0, the operands 1 to 5
+    assert [key for key, _, _ in out.recipe.saved_versions] == [1, 2, 3, 4, 5]
     with no_grad():
         tensors[3].add_(1.0)
-    with pytest.raises(InplaceError, match=r"argument 3 of _stack, saved for backward"):
-        out.backward(end_grad=np.ones((5, 1)))
+    with pytest.raises(InplaceError, match=r"argument 4 of _einsum, saved for backward"):
+        out.backward(end_grad=np.ones(1))
 
 
-def test_concatenate_saves_constants_too() -> None:
+def test_stack_and_concatenate_read_no_values_so_later_changes_are_fine() -> None:
     a, constant = leaf([1.0]), Tensor(np.array([2.0, 3.0]))
     out = concatenate([a, constant])
+    stacked = stack([a, a * 2.0])
+    assert out.recipe is not None
+    assert out.recipe.saved_versions == ()
     constant.add_(1.0)
-    with pytest.raises(InplaceError, match=r"argument 1 of _concatenate"):
-        out.backward(end_grad=np.ones(3))
+    out.backward(end_grad=np.ones(3))
+    stacked.backward(end_grad=np.ones((2, 1)))
+    assert_array_equal(grad_of(a), [4.0])

@@ -41,8 +41,8 @@ def load_cases(step: int) -> list[Case]:
     return cases
 
 
-def _in_package(forward: object) -> bool:
-    # Tests register their own throwaway functions; only the package's count.
+def in_package(forward: object) -> bool:
+    """True for a forward function of the package (or NumPy's), not one a test registered."""
     module: str = getattr(forward, "__module__", "") or ""
     return module.startswith(("npgrad", "numpy")) or isinstance(forward, np.ufunc)
 
@@ -67,12 +67,12 @@ def unreached_backward_functions(cases: Iterable[Case]) -> tuple[list[str], set[
     missing = sorted(
         f"{getattr(forward, '__name__', forward)} argument {key!r}"
         for forward, key in BACK_FUNCS.entries()
-        if _in_package(forward) and (forward, key) not in covered
+        if in_package(forward) and (forward, key) not in covered
     )
     variadic: Callable[[], list[object]] = getattr(BACK_FUNCS, "variadic_entries", list)
     missing += sorted(
         f"{getattr(forward, '__name__', forward)} (variadic)"
         for forward in variadic()
-        if _in_package(forward) and forward not in reached
+        if in_package(forward) and forward not in reached
     )
     return missing, {getattr(forward, "__name__", "") for forward in reached}

@@ -224,11 +224,12 @@ def true_divide_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
 def true_divide_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
     """Gradient with respect to ``y`` (argument 1) of ``out = x / y``: ``-grad_out * x / y**2``.
 
-    Written as ``-grad_out * out / y``, since ``out`` already holds ``x / y``.
+    Read from the inputs only, not as ``-grad_out * out / y``: a backward that
+    reads ``out`` gives a wrong answer once ``out`` is changed in place.
     Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
     shape, the result ``y``'s shape.
     """
-    return unbroadcast(-grad_out * out / y, y)
+    return unbroadcast(-grad_out * x / (y * y), y)
 
 
 def maximum_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:

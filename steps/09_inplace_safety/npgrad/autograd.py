@@ -5,6 +5,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
+from npgrad import history
 from npgrad.arrays import Arr
 from npgrad.registry import BACK_FUNCS
 from npgrad.tensor import Recipe, Tensor
@@ -66,7 +67,25 @@ def _short_repr(node: object) -> str:
 
 
 def _parents(tensor: Tensor) -> Iterable[Tensor]:
-    return () if tensor.recipe is None else tensor.recipe.parents.values()
+    recipe = tensor.recipe
+    if recipe is None:
+        return ()
+    if not recipe.parent_generations:
+        return [as_recorded(parent, 0) for parent in recipe.parents.values()]
+    return [
+        as_recorded(parent, recipe.parent_generations.get(position, 0))
+        for position, parent in recipe.parents.items()
+    ]
+
+
+def as_recorded(parent: Tensor, generation: int) -> Tensor:
+    """The node that stood for ``parent`` after ``generation`` recorded in-place operations.
+
+    A recipe keeps the parent Tensor the user holds; if that tensor was changed
+    in place since, its older state lives on in ``parent._history``.
+    """
+    earlier = parent._history
+    return parent if earlier is None or generation == len(earlier) else earlier[generation]
 
 
 def sorted_computational_graph(tensor: Tensor) -> list[Tensor]:
@@ -86,6 +105,7 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
     into their ``.grad`` (never overwritten). Intermediate gradients are kept
     in a dictionary only until their node has been processed.
     """
+    history.refresh_view(end_node)  # a view changed through its base gets current history
     grads: dict[Tensor, Arr] = {end_node: _initial_grad(end_node, end_grad)}
     for node in sorted_computational_graph(end_node):
         grad_out = grads.pop(node)  # consumed now: released as soon as we move on
@@ -98,7 +118,9 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
                 node.grad = Tensor(total)
             continue
         _check_saved_versions(node, recipe)
-        for position, parent in recipe.parents.items():
+        generations = recipe.parent_generations
+        for position, recorded in recipe.parents.items():
+            parent = as_recorded(recorded, generations.get(position, 0))
             back_fn = BACK_FUNCS.get_back_func(recipe.func, position)
             grad_in = back_fn(grad_out, node.array, *recipe.args, **recipe.kwargs)
             if grad_in.shape != parent.array.shape:
@@ -141,7 +163,7 @@ def _check_saved_versions(node: Tensor, recipe: Recipe) -> None:
     for position, counter, version in recipe.saved_versions:
         if counter.value != version:
             raise _inplace_error(f"argument {position}", recipe, counter.value, version)
-    if BACK_FUNCS.reads_output(recipe.func) and node._version != recipe.out_version:
+    if recipe.out_version is not None and node._version != recipe.out_version:
         raise _inplace_error("the output", recipe, node._version, recipe.out_version)
 
 

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from npgrad import history
 from npgrad.arrays import Arr
 from npgrad.backward_fns import (
     add_back0,
@@ -32,7 +33,7 @@ from npgrad.backward_fns import (
 )
 from npgrad.grad_mode import is_grad_enabled
 from npgrad.registry import BACK_FUNCS
-from npgrad.tensor import ArrayIndex, Index, Recipe, Tensor
+from npgrad.tensor import ArrayIndex, Index, Tensor
 
 
 def wrap_forward_fn(
@@ -46,8 +47,10 @@ def wrap_forward_fn(
     records a recipe whose parents are exactly those arguments, by position.
     A non-differentiable function (``is_differentiable=False``) never records
     one. Tensors must be passed positionally: a recipe keys its parents by
-    argument position. The recipe also records the version of every Tensor
-    argument, so backprop can tell when one was changed in place since.
+    argument position. The recipe also records the versions of the arguments
+    that the backward functions read, so backprop can tell when one was changed
+    in place since; a result that is a view of an argument shares its memory's
+    version counter (``npgrad.history``).
     """
 
     def tensor_func(*args: object, **kwargs: object) -> Tensor:
@@ -57,9 +60,15 @@ def wrap_forward_fn(
                     f"{numpy_func.__name__}() got a Tensor for keyword argument {name!r}: "
                     "pass tensors positionally, since gradients are tracked by argument position"
                 )
+        tracking = is_differentiable and is_grad_enabled()
+        if tracking:
+            for arg in args:
+                if isinstance(arg, Tensor) and arg._view is not None:
+                    history.refresh_view(arg)
         arg_values = tuple(arg.array if isinstance(arg, Tensor) else arg for arg in args)
         out = Tensor(numpy_func(*arg_values, **kwargs))
-        if is_differentiable and is_grad_enabled():
+        history.note_view(out, numpy_func, args, arg_values, kwargs)
+        if tracking:
             parents = {
                 position: arg
                 for position, arg in enumerate(args)
@@ -67,38 +76,35 @@ def wrap_forward_fn(
             }
             if parents:
                 out.requires_grad = True
-                # Every Tensor argument's array is held by the recipe and may be
-                # read by a backward function: remember its version.
-                saved_versions = tuple(
-                    (position, arg._version_counter, arg._version_counter.value)
-                    for position, arg in enumerate(args)
-                    if isinstance(arg, Tensor)
+                tensors = {
+                    position: arg for position, arg in enumerate(args) if isinstance(arg, Tensor)
+                }
+                out.recipe = history.make_recipe(
+                    numpy_func, arg_values, kwargs, parents, tensors, out
                 )
-                out.recipe = Recipe(numpy_func, arg_values, kwargs, parents, saved_versions)
         return out
 
     return tensor_func
 
 
 log: Callable[[Tensor], Tensor] = wrap_forward_fn(np.log)
-BACK_FUNCS.add_back_func(np.log, 0, log_back)
+BACK_FUNCS.add_back_func(np.log, 0, log_back, reads=(0,))
 
 multiply: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.multiply)
-BACK_FUNCS.add_back_func(np.multiply, 0, multiply_back0)
-BACK_FUNCS.add_back_func(np.multiply, 1, multiply_back1)
+BACK_FUNCS.add_back_func(np.multiply, 0, multiply_back0, reads=(1,))
+BACK_FUNCS.add_back_func(np.multiply, 1, multiply_back1, reads=(0,))
 
 negative: Callable[[Tensor], Tensor] = wrap_forward_fn(np.negative)
-BACK_FUNCS.add_back_func(np.negative, 0, negative_back)
+BACK_FUNCS.add_back_func(np.negative, 0, negative_back, reads=())
 
 exp: Callable[[Tensor], Tensor] = wrap_forward_fn(np.exp)
-BACK_FUNCS.add_back_func(np.exp, 0, exp_back)
-BACK_FUNCS.mark_reads_output(np.exp)
+BACK_FUNCS.add_back_func(np.exp, 0, exp_back, reads=("out",))
 
 reshape: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(np.reshape)
-BACK_FUNCS.add_back_func(np.reshape, 0, reshape_back)
+BACK_FUNCS.add_back_func(np.reshape, 0, reshape_back, reads=())
 
 permute: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(np.transpose)
-BACK_FUNCS.add_back_func(np.transpose, 0, permute_back)
+BACK_FUNCS.add_back_func(np.transpose, 0, permute_back, reads=())
 
 
 def _expand(x: Arr, sizes: tuple[int, ...]) -> Arr:
@@ -128,7 +134,7 @@ def _expand_error(x: Arr, sizes: tuple[int, ...]) -> str:
 
 
 expand: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(_expand)
-BACK_FUNCS.add_back_func(_expand, 0, expand_back)
+BACK_FUNCS.add_back_func(_expand, 0, expand_back, reads=())
 
 
 def _sum(x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool) -> Arr:
@@ -138,7 +144,7 @@ def _sum(x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool) -> Arr:
 
 
 _sum_forward = wrap_forward_fn(_sum)
-BACK_FUNCS.add_back_func(_sum, 0, sum_back)
+BACK_FUNCS.add_back_func(_sum, 0, sum_back, reads=())
 
 
 def sum(x: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
@@ -152,7 +158,7 @@ def _getitem(x: Arr, index: ArrayIndex) -> Arr:
 
 
 _getitem_forward = wrap_forward_fn(_getitem)
-BACK_FUNCS.add_back_func(_getitem, 0, getitem_back)
+BACK_FUNCS.add_back_func(_getitem, 0, getitem_back, reads=())
 
 
 def getitem(x: Tensor, index: Index) -> Tensor:
@@ -172,43 +178,16 @@ def getitem(x: Tensor, index: Index) -> Tensor:
 
 
 add: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.add)
-BACK_FUNCS.add_back_func(np.add, 0, add_back0)
-BACK_FUNCS.add_back_func(np.add, 1, add_back1)
+BACK_FUNCS.add_back_func(np.add, 0, add_back0, reads=())
+BACK_FUNCS.add_back_func(np.add, 1, add_back1, reads=())
 
 subtract: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.subtract)
-BACK_FUNCS.add_back_func(np.subtract, 0, subtract_back0)
-BACK_FUNCS.add_back_func(np.subtract, 1, subtract_back1)
+BACK_FUNCS.add_back_func(np.subtract, 0, subtract_back0, reads=())
+BACK_FUNCS.add_back_func(np.subtract, 1, subtract_back1, reads=())
 
 true_divide: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.true_divide)
-BACK_FUNCS.add_back_func(np.true_divide, 0, true_divide_back0)
-BACK_FUNCS.add_back_func(np.true_divide, 1, true_divide_back1)
-
-
-def _check_inplace_allowed(x: Tensor, operation: str) -> None:
-    """Refuse to change a leaf that requires grad while tracking: its gradient is for its values."""
-    if x.requires_grad and x.recipe is None and is_grad_enabled():
-        raise RuntimeError(
-            f"{operation}: a leaf tensor that requires grad cannot be changed in place while "
-            "grad tracking is on; do it inside no_grad() (as an optimizer step does), or "
-            "change a copy"
-        )
-
-
-def _take_over_history(x: Tensor) -> Tensor:
-    """A node standing for ``x`` before an in-place change; ``x`` then stands for the result.
-
-    It takes over ``x``'s recipe and shares its array and version counter, so a
-    backward function that reads the old values finds the version changed.
-    """
-    before = Tensor(x.array)
-    before.requires_grad = x.requires_grad
-    before.recipe = x.recipe
-    before._version_counter = x._version_counter
-    return before
-
-
-def _needs_grad(value: Tensor | float) -> bool:
-    return isinstance(value, Tensor) and (value.requires_grad or value.recipe is not None)
+BACK_FUNCS.add_back_func(np.true_divide, 0, true_divide_back0, reads=(1,))
+BACK_FUNCS.add_back_func(np.true_divide, 1, true_divide_back1, reads=(0, 1))
 
 
 def _add_scaled(x: Arr, other: Arr | float, alpha: float) -> Arr:
@@ -219,39 +198,23 @@ def _add_scaled(x: Arr, other: Arr | float, alpha: float) -> Arr:
 def add_(x: Tensor, other: Tensor | float, alpha: float = 1.0) -> Tensor:
     """Add ``alpha * other`` to ``x`` in place and return ``x``.
 
-    Bumps ``x``'s version, so a recipe that saved ``x`` earlier raises in
-    backward instead of reading the new values. While tracking is on and ``x``
-    or ``other`` needs a gradient, the change is recorded: ``x`` becomes the
-    result of ``before + alpha * other``, where ``before`` is a new node that
-    took over ``x``'s history. A leaf that requires grad cannot be changed in
-    place while tracking is on.
+    Recorded like every in-place operation (``npgrad.history.record_inplace``):
+    the version of ``x``'s memory is bumped, and while tracking is on and ``x``
+    or ``other`` needs a gradient, ``x`` becomes the result of
+    ``before + alpha * other``, where ``before`` is a new node that took over
+    ``x``'s history. A leaf that requires grad cannot be changed in place while
+    tracking is on.
     """
-    _check_inplace_allowed(x, "add_")
-    value = other.array if isinstance(other, Tensor) else other
-    tracked = is_grad_enabled() and (_needs_grad(x) or _needs_grad(other))
-    before = _take_over_history(x) if tracked else None
-    _add_scaled(x.array, value, alpha)
-    x._version_counter.value += 1
-    if before is not None:
-        source = before if other is x else other  # x.add_(x) adds x's old value
-        parents = {
-            position: arg
-            for position, arg in enumerate((before, source))
-            if isinstance(arg, Tensor) and _needs_grad(arg)
-        }
-        x.requires_grad = True
-        # No saved versions: the backward functions read only shapes.
-        x.recipe = Recipe(_add_scaled, (x.array, value, alpha), {}, parents, (), x._version)
-    return x
+    return history.record_inplace(x, "add_", _add_scaled, other, alpha)
 
 
-BACK_FUNCS.add_back_func(_add_scaled, 0, add_scaled_back0)
-BACK_FUNCS.add_back_func(_add_scaled, 1, add_scaled_back1)
+BACK_FUNCS.add_back_func(_add_scaled, 0, add_scaled_back0, reads=())
+BACK_FUNCS.add_back_func(_add_scaled, 1, add_scaled_back1, reads=())
 
 
 maximum: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.maximum)
-BACK_FUNCS.add_back_func(np.maximum, 0, maximum_back0)
-BACK_FUNCS.add_back_func(np.maximum, 1, maximum_back1)
+BACK_FUNCS.add_back_func(np.maximum, 0, maximum_back0, reads=(0, 1))
+BACK_FUNCS.add_back_func(np.maximum, 1, maximum_back1, reads=(0, 1))
 
 
 def relu(x: Tensor, inplace: bool = False) -> Tensor:
@@ -268,14 +231,7 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """
     if not inplace:
         return maximum(x, 0.0)
-    _check_inplace_allowed(x, "relu(inplace=True)")
-    before = _take_over_history(x) if is_grad_enabled() and _needs_grad(x) else None
-    _relu_inplace(x.array)
-    x._version_counter.value += 1
-    if before is not None:
-        x.requires_grad = True
-        x.recipe = Recipe(_relu_inplace, (x.array,), {}, {0: before}, (), x._version)
-    return x
+    return history.record_inplace(x, "relu(inplace=True)", _relu_inplace)
 
 
 def _relu_inplace(x: Arr) -> Arr:
@@ -283,8 +239,7 @@ def _relu_inplace(x: Arr) -> Arr:
     return np.maximum(x, 0, out=x)
 
 
-BACK_FUNCS.add_back_func(_relu_inplace, 0, relu_inplace_back)
-BACK_FUNCS.mark_reads_output(_relu_inplace)
+BACK_FUNCS.add_back_func(_relu_inplace, 0, relu_inplace_back, reads=("out",))
 
 
 def _matmul_2d(x: Arr, y: Arr) -> Arr:
@@ -298,8 +253,8 @@ def _matmul_2d(x: Arr, y: Arr) -> Arr:
 
 
 matmul: Callable[[Tensor, Tensor], Tensor] = wrap_forward_fn(_matmul_2d)
-BACK_FUNCS.add_back_func(_matmul_2d, 0, matmul_back0)
-BACK_FUNCS.add_back_func(_matmul_2d, 1, matmul_back1)
+BACK_FUNCS.add_back_func(_matmul_2d, 0, matmul_back0, reads=(1,))
+BACK_FUNCS.add_back_func(_matmul_2d, 1, matmul_back1, reads=(0,))
 
 
 def _argmax(x: Arr, dim: int | None, keepdim: bool) -> Arr:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import TypeAlias, overload
 
@@ -16,15 +16,35 @@ from npgrad.arrays import Arr
 class VersionCounter:
     """How many in-place operations have changed one array.
 
-    Shared by every Tensor that stands for the same array (a Parameter and the
-    tensor it wraps, and the node an in-place operation leaves behind), so a
-    change through any of them is seen by all.
+    Shared by every Tensor that stands for the same memory (a Parameter and the
+    tensor it wraps, the node an in-place operation leaves behind, and every
+    view of an array and the array itself), so a change through any of them is
+    seen by all.
     """
 
     __slots__ = ("value",)
 
     def __init__(self) -> None:
         self.value = 0
+
+
+class View:
+    """Where a tensor's array lives: inside the array of ``base``, another tensor's.
+
+    Basic indexing, ``reshape``, ``permute``, ``expand`` and ``T`` may return
+    NumPy views, which share memory with their input. Such a result shares its
+    base's version counter, and remembers ``of_base``, the function that takes
+    the base's array to its own, so that an in-place change through either side
+    can update the other side's history. ``history_version`` is the counter's
+    value when the view's recipe was last made to match its values.
+    """
+
+    __slots__ = ("base", "history_version", "of_base")
+
+    def __init__(self, base: Tensor, of_base: Callable[[Arr], Arr], history_version: int) -> None:
+        self.base = base
+        self.of_base = of_base
+        self.history_version = history_version
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -37,10 +57,13 @@ class Recipe:
     arguments; ``parents`` maps the position of each input that needs a
     gradient to the Tensor passed at that position.
 
-    ``saved_versions`` holds ``(position, version counter, version)`` for
-    every Tensor argument, and ``out_version`` the output's version when the
-    recipe was made: backprop checks that no in-place operation changed them
-    since, because the backward functions read those very arrays.
+    ``saved_versions`` holds ``(position, version counter, version)`` for every
+    Tensor argument whose values a backward function reads, and ``out_version``
+    the output's version when one reads the output (None when none does):
+    backprop checks that no in-place operation changed them since.
+    ``parent_generations`` gives, for a parent that had been changed in place
+    by recorded operations, how many: the recipe means the parent as it was
+    then, not as later in-place operations left it (see ``Tensor._history``).
     """
 
     func: Callable[..., Arr]
@@ -48,7 +71,8 @@ class Recipe:
     kwargs: dict[str, object]
     parents: dict[int, Tensor]
     saved_versions: tuple[tuple[int, VersionCounter, int], ...] = ()
-    out_version: int = 0
+    out_version: int | None = None
+    parent_generations: dict[int, int] = field(default_factory=dict)
 
 
 class Tensor:
@@ -58,15 +82,30 @@ class Tensor:
     ``requires_grad`` says whether a gradient is wanted for this tensor;
     ``grad`` receives that gradient as a Tensor; ``recipe`` records how the
     tensor was computed, and is None for a tensor created directly (a leaf).
+
+    A recorded in-place operation gives the tensor a new recipe; ``_history``
+    keeps the nodes that stood for it before each one (a recipe made earlier
+    still means the tensor as it was then). ``_view`` is set for a tensor whose
+    array is a view of another tensor's.
     """
 
-    __slots__ = ("_version_counter", "array", "grad", "recipe", "requires_grad")
+    __slots__ = (
+        "_history",
+        "_version_counter",
+        "_view",
+        "array",
+        "grad",
+        "recipe",
+        "requires_grad",
+    )
 
     array: Arr
     requires_grad: bool
     grad: Tensor | None
     recipe: Recipe | None
     _version_counter: VersionCounter
+    _history: list[Tensor] | None
+    _view: View | None
 
     def __init__(self, array: npt.ArrayLike, requires_grad: bool = False) -> None:
         self.array = np.asarray(array)
@@ -83,6 +122,8 @@ class Tensor:
         self.grad = None
         self.recipe = None
         self._version_counter = VersionCounter()
+        self._history = None
+        self._view = None
 
     def __repr__(self) -> str:
         return f"Tensor({self.array!r}, requires_grad={self.requires_grad})"

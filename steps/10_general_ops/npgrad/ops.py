@@ -8,6 +8,7 @@ from typing import TypeAlias
 
 import numpy as np
 
+from npgrad import history
 from npgrad.arrays import Arr
 from npgrad.backward_fns import (
     add_back0,
@@ -42,7 +43,7 @@ from npgrad.backward_fns import (
 )
 from npgrad.grad_mode import is_grad_enabled
 from npgrad.registry import BACK_FUNCS, ArgKey
-from npgrad.tensor import ArrayIndex, Index, Recipe, Tensor
+from npgrad.tensor import ArrayIndex, Index, Tensor
 
 
 def wrap_forward_fn(
@@ -62,20 +63,24 @@ def wrap_forward_fn(
     otherwise it stays a keyword, keyed by its name, and as a parent needs a
     backward function registered under that name, or the call raises
     ``TypeError`` (before computing anything). The recipe also records the
-    version of every Tensor argument, so backprop can tell when one was
-    changed in place since.
+    versions of the arguments that the backward functions read, so backprop
+    can tell when one was changed in place since; a result that is a view of
+    an argument shares its memory's version counter (``npgrad.history``).
     """
 
     def tensor_func(*args: object, **kwargs: object) -> Tensor:
         if builtins.any(isinstance(value, Tensor) for value in kwargs.values()):
             args, kwargs = _bind_keywords(numpy_func, args, kwargs)
-        tensors: list[tuple[ArgKey, Tensor]] = [
-            (position, arg) for position, arg in enumerate(args) if isinstance(arg, Tensor)
-        ]
-        tensors += [(name, value) for name, value in kwargs.items() if isinstance(value, Tensor)]
+        tensors: dict[ArgKey, Tensor] = {
+            position: arg for position, arg in enumerate(args) if isinstance(arg, Tensor)
+        }
+        tensors.update((name, value) for name, value in kwargs.items() if isinstance(value, Tensor))
         parents: dict[ArgKey, Tensor] = {}
         if is_differentiable and is_grad_enabled():
-            parents = {key: tensor for key, tensor in tensors if _needs_grad(tensor)}
+            for tensor in tensors.values():
+                if tensor._view is not None:
+                    history.refresh_view(tensor)
+            parents = {key: tensor for key, tensor in tensors.items() if history.needs_grad(tensor)}
         for name in kwargs:
             if name in parents and not BACK_FUNCS.has_back_func(numpy_func, name):
                 raise TypeError(
@@ -86,15 +91,12 @@ def wrap_forward_fn(
         arg_values = tuple(_unbox(arg) for arg in args)
         kwarg_values = {name: _unbox(value) for name, value in kwargs.items()}
         out = Tensor(numpy_func(*arg_values, **kwarg_values))
+        history.note_view(out, numpy_func, args, arg_values, kwarg_values)
         if parents:
             out.requires_grad = True
-            # Every Tensor argument's array is held by the recipe and may be
-            # read by a backward function: remember its version.
-            saved_versions = tuple(
-                (key, tensor._version_counter, tensor._version_counter.value)
-                for key, tensor in tensors
+            out.recipe = history.make_recipe(
+                numpy_func, arg_values, kwarg_values, parents, tensors, out
             )
-            out.recipe = Recipe(numpy_func, arg_values, kwarg_values, parents, saved_versions)
         return out
 
     return tensor_func
@@ -175,24 +177,23 @@ def _bind_keywords(
 
 
 log: Callable[[Tensor], Tensor] = wrap_forward_fn(np.log)
-BACK_FUNCS.add_back_func(np.log, 0, log_back)
+BACK_FUNCS.add_back_func(np.log, 0, log_back, reads=(0,))
 
 multiply: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.multiply)
-BACK_FUNCS.add_back_func(np.multiply, 0, multiply_back0)
-BACK_FUNCS.add_back_func(np.multiply, 1, multiply_back1)
+BACK_FUNCS.add_back_func(np.multiply, 0, multiply_back0, reads=(1,))
+BACK_FUNCS.add_back_func(np.multiply, 1, multiply_back1, reads=(0,))
 
 negative: Callable[[Tensor], Tensor] = wrap_forward_fn(np.negative)
-BACK_FUNCS.add_back_func(np.negative, 0, negative_back)
+BACK_FUNCS.add_back_func(np.negative, 0, negative_back, reads=())
 
 exp: Callable[[Tensor], Tensor] = wrap_forward_fn(np.exp)
-BACK_FUNCS.add_back_func(np.exp, 0, exp_back)
-BACK_FUNCS.mark_reads_output(np.exp)
+BACK_FUNCS.add_back_func(np.exp, 0, exp_back, reads=("out",))
 
 reshape: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(np.reshape)
-BACK_FUNCS.add_back_func(np.reshape, 0, reshape_back)
+BACK_FUNCS.add_back_func(np.reshape, 0, reshape_back, reads=())
 
 permute: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(np.transpose)
-BACK_FUNCS.add_back_func(np.transpose, 0, permute_back)
+BACK_FUNCS.add_back_func(np.transpose, 0, permute_back, reads=())
 
 
 def _expand(x: Arr, sizes: tuple[int, ...]) -> Arr:
@@ -222,7 +223,7 @@ def _expand_error(x: Arr, sizes: tuple[int, ...]) -> str:
 
 
 expand: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(_expand)
-BACK_FUNCS.add_back_func(_expand, 0, expand_back)
+BACK_FUNCS.add_back_func(_expand, 0, expand_back, reads=())
 
 
 def _sum(x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool) -> Arr:
@@ -232,7 +233,7 @@ def _sum(x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool) -> Arr:
 
 
 _sum_forward = wrap_forward_fn(_sum)
-BACK_FUNCS.add_back_func(_sum, 0, sum_back)
+BACK_FUNCS.add_back_func(_sum, 0, sum_back, reads=())
 
 
 def sum(x: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
@@ -246,7 +247,7 @@ def _getitem(x: Arr, index: ArrayIndex) -> Arr:
 
 
 _getitem_forward = wrap_forward_fn(_getitem)
-BACK_FUNCS.add_back_func(_getitem, 0, getitem_back)
+BACK_FUNCS.add_back_func(_getitem, 0, getitem_back, reads=())
 
 
 def getitem(x: Tensor, index: Index) -> Tensor:
@@ -266,43 +267,16 @@ def getitem(x: Tensor, index: Index) -> Tensor:
 
 
 add: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.add)
-BACK_FUNCS.add_back_func(np.add, 0, add_back0)
-BACK_FUNCS.add_back_func(np.add, 1, add_back1)
+BACK_FUNCS.add_back_func(np.add, 0, add_back0, reads=())
+BACK_FUNCS.add_back_func(np.add, 1, add_back1, reads=())
 
 subtract: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.subtract)
-BACK_FUNCS.add_back_func(np.subtract, 0, subtract_back0)
-BACK_FUNCS.add_back_func(np.subtract, 1, subtract_back1)
+BACK_FUNCS.add_back_func(np.subtract, 0, subtract_back0, reads=())
+BACK_FUNCS.add_back_func(np.subtract, 1, subtract_back1, reads=())
 
 true_divide: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.true_divide)
-BACK_FUNCS.add_back_func(np.true_divide, 0, true_divide_back0)
-BACK_FUNCS.add_back_func(np.true_divide, 1, true_divide_back1)
-
-
-def _check_inplace_allowed(x: Tensor, operation: str) -> None:
-    """Refuse to change a leaf that requires grad while tracking: its gradient is for its values."""
-    if x.requires_grad and x.recipe is None and is_grad_enabled():
-        raise RuntimeError(
-            f"{operation}: a leaf tensor that requires grad cannot be changed in place while "
-            "grad tracking is on; do it inside no_grad() (as an optimizer step does), or "
-            "change a copy"
-        )
-
-
-def _take_over_history(x: Tensor) -> Tensor:
-    """A node standing for ``x`` before an in-place change; ``x`` then stands for the result.
-
-    It takes over ``x``'s recipe and shares its array and version counter, so a
-    backward function that reads the old values finds the version changed.
-    """
-    before = Tensor(x.array)
-    before.requires_grad = x.requires_grad
-    before.recipe = x.recipe
-    before._version_counter = x._version_counter
-    return before
-
-
-def _needs_grad(value: Tensor | float) -> bool:
-    return isinstance(value, Tensor) and (value.requires_grad or value.recipe is not None)
+BACK_FUNCS.add_back_func(np.true_divide, 0, true_divide_back0, reads=(1,))
+BACK_FUNCS.add_back_func(np.true_divide, 1, true_divide_back1, reads=(0, 1))
 
 
 def _add_scaled(x: Arr, other: Arr | float, alpha: float) -> Arr:
@@ -313,39 +287,23 @@ def _add_scaled(x: Arr, other: Arr | float, alpha: float) -> Arr:
 def add_(x: Tensor, other: Tensor | float, alpha: float = 1.0) -> Tensor:
     """Add ``alpha * other`` to ``x`` in place and return ``x``.
 
-    Bumps ``x``'s version, so a recipe that saved ``x`` earlier raises in
-    backward instead of reading the new values. While tracking is on and ``x``
-    or ``other`` needs a gradient, the change is recorded: ``x`` becomes the
-    result of ``before + alpha * other``, where ``before`` is a new node that
-    took over ``x``'s history. A leaf that requires grad cannot be changed in
-    place while tracking is on.
+    Recorded like every in-place operation (``npgrad.history.record_inplace``):
+    the version of ``x``'s memory is bumped, and while tracking is on and ``x``
+    or ``other`` needs a gradient, ``x`` becomes the result of
+    ``before + alpha * other``, where ``before`` is a new node that took over
+    ``x``'s history. A leaf that requires grad cannot be changed in place while
+    tracking is on.
     """
-    _check_inplace_allowed(x, "add_")
-    value = other.array if isinstance(other, Tensor) else other
-    tracked = is_grad_enabled() and (_needs_grad(x) or _needs_grad(other))
-    before = _take_over_history(x) if tracked else None
-    _add_scaled(x.array, value, alpha)
-    x._version_counter.value += 1
-    if before is not None:
-        source = before if other is x else other  # x.add_(x) adds x's old value
-        parents: dict[ArgKey, Tensor] = {
-            position: arg
-            for position, arg in enumerate((before, source))
-            if isinstance(arg, Tensor) and _needs_grad(arg)
-        }
-        x.requires_grad = True
-        # No saved versions: the backward functions read only shapes.
-        x.recipe = Recipe(_add_scaled, (x.array, value, alpha), {}, parents, (), x._version)
-    return x
+    return history.record_inplace(x, "add_", _add_scaled, other, alpha)
 
 
-BACK_FUNCS.add_back_func(_add_scaled, 0, add_scaled_back0)
-BACK_FUNCS.add_back_func(_add_scaled, 1, add_scaled_back1)
+BACK_FUNCS.add_back_func(_add_scaled, 0, add_scaled_back0, reads=())
+BACK_FUNCS.add_back_func(_add_scaled, 1, add_scaled_back1, reads=())
 
 
 maximum: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.maximum)
-BACK_FUNCS.add_back_func(np.maximum, 0, maximum_back0)
-BACK_FUNCS.add_back_func(np.maximum, 1, maximum_back1)
+BACK_FUNCS.add_back_func(np.maximum, 0, maximum_back0, reads=(0, 1))
+BACK_FUNCS.add_back_func(np.maximum, 1, maximum_back1, reads=(0, 1))
 
 
 def relu(x: Tensor, inplace: bool = False) -> Tensor:
@@ -362,14 +320,7 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """
     if not inplace:
         return maximum(x, 0.0)
-    _check_inplace_allowed(x, "relu(inplace=True)")
-    before = _take_over_history(x) if is_grad_enabled() and _needs_grad(x) else None
-    _relu_inplace(x.array)
-    x._version_counter.value += 1
-    if before is not None:
-        x.requires_grad = True
-        x.recipe = Recipe(_relu_inplace, (x.array,), {}, {0: before}, (), x._version)
-    return x
+    return history.record_inplace(x, "relu(inplace=True)", _relu_inplace)
 
 
 def _relu_inplace(x: Arr) -> Arr:
@@ -377,8 +328,7 @@ def _relu_inplace(x: Arr) -> Arr:
     return np.maximum(x, 0, out=x)
 
 
-BACK_FUNCS.add_back_func(_relu_inplace, 0, relu_inplace_back)
-BACK_FUNCS.mark_reads_output(_relu_inplace)
+BACK_FUNCS.add_back_func(_relu_inplace, 0, relu_inplace_back, reads=("out",))
 
 
 def _matmul(x: Arr, y: Arr) -> Arr:
@@ -412,8 +362,8 @@ def _matmul_error(x: Arr, y: Arr, reason: str) -> str:
 
 
 matmul: Callable[[Tensor, Tensor], Tensor] = wrap_forward_fn(_matmul)
-BACK_FUNCS.add_back_func(_matmul, 0, matmul_back0)
-BACK_FUNCS.add_back_func(_matmul, 1, matmul_back1)
+BACK_FUNCS.add_back_func(_matmul, 0, matmul_back0, reads=(1,))
+BACK_FUNCS.add_back_func(_matmul, 1, matmul_back1, reads=(0,))
 
 
 def _argmax(x: Arr, dim: int | None, keepdim: bool) -> Arr:
@@ -449,7 +399,7 @@ def _einsum(subscripts: str, *operands: Arr) -> Arr:
 
 
 _einsum_forward = wrap_forward_fn(_einsum)
-BACK_FUNCS.add_variadic_back_func(_einsum, einsum_back)
+BACK_FUNCS.add_variadic_back_func(_einsum, einsum_back, reads_other_args=True)
 
 
 def einsum(subscripts: str, *operands: Tensor) -> Tensor:
@@ -489,10 +439,10 @@ def _join_error(name: str, arrays: Sequence[Arr], dim: int, error: ValueError) -
 
 
 _stack_forward = wrap_forward_fn(_stack)
-BACK_FUNCS.add_variadic_back_func(_stack, stack_back)
+BACK_FUNCS.add_variadic_back_func(_stack, stack_back, reads_other_args=False)
 
 _concatenate_forward = wrap_forward_fn(_concatenate)
-BACK_FUNCS.add_variadic_back_func(_concatenate, concatenate_back)
+BACK_FUNCS.add_variadic_back_func(_concatenate, concatenate_back, reads_other_args=False)
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
@@ -537,8 +487,8 @@ def _where(condition: Arr, x: Arr | float, y: Arr | float) -> Arr:
 
 
 _where_forward = wrap_forward_fn(_where)
-BACK_FUNCS.add_back_func(_where, 1, where_back1)
-BACK_FUNCS.add_back_func(_where, 2, where_back2)
+BACK_FUNCS.add_back_func(_where, 1, where_back1, reads=(0,))
+BACK_FUNCS.add_back_func(_where, 2, where_back2, reads=(0,))
 
 
 def where(condition: Tensor | Arr, x: Tensor | float, y: Tensor | float) -> Tensor:
