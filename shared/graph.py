@@ -393,8 +393,8 @@ def run_readme_examples(readme: Path) -> dict[str, object]:
     if "npgrad" not in sys.modules and (folder / "npgrad" / "__init__.py").is_file():
         sys.path.insert(0, str(folder))
     text = readme.read_text(encoding="utf-8")
-    namespace: dict[str, object] = {"__name__": "__readme__"}
-    test = doctest.DocTestParser().get_doctest(text, namespace, readme.name, str(readme), 0)
+    globs: dict[str, object] = {"__name__": "__readme__"}
+    test = doctest.DocTestParser().get_doctest(text, globs, readme.name, str(readme), 0)
     runner = _ExampleRunner()
     runner.run(test, out=lambda _: None, clear_globs=False)
     if runner.errors:
@@ -402,12 +402,16 @@ def run_readme_examples(readme: Path) -> dict[str, object]:
             f"the examples of {readme} fail, so its graphs cannot be drawn:\n  "
             + "\n  ".join(runner.errors)
         )
+    namespace: dict[str, object] = test.globs  # the examples ran in the test's own copy
     return namespace
 
 
 def _is_tensor(value: object) -> TypeGuard[GraphTensor]:
     """Duck typing: anything with the attributes the renderer reads is drawn as a tensor."""
-    return all(hasattr(value, attribute) for attribute in ("array", "recipe", "requires_grad"))
+    # A class such as Tensor itself has the attributes too (as slot descriptors).
+    return not isinstance(value, type) and all(
+        hasattr(value, attribute) for attribute in ("array", "recipe", "requires_grad")
+    )
 
 
 def leaf_names(namespace: Mapping[str, object]) -> dict[str, GraphTensor]:
