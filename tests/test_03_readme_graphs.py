@@ -117,6 +117,7 @@ def test_the_command_checks_then_rewrites_a_readme(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     readme = write_readme(tmp_path, EXAMPLES + STALE)
+    run_readme_examples(readme)  # an example that fails raises here, with its own message
     before = readme.read_text(encoding="utf-8")
     assert main(["readme", str(readme), "--check"]) == 1
     assert f"{readme}: the graph of d differs" in capsys.readouterr().out
@@ -157,6 +158,7 @@ def test_a_marker_that_cannot_give_a_graph_says_why(
 def test_an_example_that_raises_is_named_with_its_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    run_readme_examples(write_readme(tmp_path, EXAMPLES))  # these examples themselves work
     readme = write_readme(tmp_path, EXAMPLES + ">>> d.no_such_attribute\n\n<!-- graph: d -->\n")
     with pytest.raises(ReadmeGraphError, match=r"README\.md:10: 'd\.no_such_attribute' raised"):
         run_readme_examples(readme)
