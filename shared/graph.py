@@ -18,7 +18,8 @@ tensors of any step from 03 on, or of a learner's own workspace::
 
 README graphs: a step README marks a graph with the line ``<!-- graph: NAME -->``
 directly above a ```` ```mermaid ```` block, where ``NAME`` is a Tensor that the
-README's ``>>>`` examples define. ``python3 -m shared.graph readme PATH`` runs those
+README's ``>>>`` examples above the marker define (leaf tensors there are labelled
+with their variable names). ``python3 -m shared.graph readme PATH`` runs those
 examples and rewrites each marked block (writing the block when only the marker is
 there); ``--check`` changes nothing and exits with 1 when a block differs.
 """
@@ -45,6 +46,8 @@ __all__ = [
     "ReadmeGraphError",
     "check_drawable",
     "draw",
+    "graph_namespaces",
+    "has_graph_markers",
     "leaf_names",
     "main",
     "readme_differences",
@@ -379,6 +382,38 @@ class _ExampleRunner(doctest.DocTestRunner):
         )
 
 
+def _run_examples(readme: Path, stops: Sequence[int]) -> list[dict[str, object]]:
+    """Run the examples of ``readme`` in one namespace; a copy of it at each stop line.
+
+    Returns one namespace per index of ``stops`` (0-based line numbers, ascending), as
+    the examples above that line left it, then the final namespace.
+    """
+    readme = Path(readme)
+    folder = readme.resolve().parent
+    if "npgrad" not in sys.modules and (folder / "npgrad" / "__init__.py").is_file():
+        sys.path.insert(0, str(folder))
+    text = readme.read_text(encoding="utf-8")
+    examples = doctest.DocTestParser().get_examples(text, str(readme))
+    namespace: dict[str, object] = {"__name__": "__readme__"}
+    runner = _ExampleRunner()
+    snapshots: list[dict[str, object]] = []
+    bounds = [*stops, len(text.splitlines()) + 1]
+    done = 0
+    for bound in bounds:
+        segment = [example for example in examples[done:] if example.lineno < bound]
+        done += len(segment)
+        test = doctest.DocTest(segment, namespace, readme.name, str(readme), 0, text)
+        test.globs = namespace  # DocTest copies the namespace it is given; share one
+        runner.run(test, out=lambda _: None, clear_globs=False)
+        snapshots.append(dict(namespace))
+    if runner.errors:
+        raise ReadmeGraphError(
+            f"the examples of {readme} fail, so its graphs cannot be drawn:\n  "
+            + "\n  ".join(runner.errors)
+        )
+    return snapshots
+
+
 def run_readme_examples(readme: Path) -> dict[str, object]:
     """Run every ``>>>`` example of ``readme`` in one namespace and return the namespace.
 
@@ -388,22 +423,18 @@ def run_readme_examples(readme: Path) -> dict[str, object]:
     Printed output is not compared (the doctest run does that); an example that raises
     an exception it does not expect is a :class:`ReadmeGraphError` naming its line.
     """
-    readme = Path(readme)
-    folder = readme.resolve().parent
-    if "npgrad" not in sys.modules and (folder / "npgrad" / "__init__.py").is_file():
-        sys.path.insert(0, str(folder))
-    text = readme.read_text(encoding="utf-8")
-    globs: dict[str, object] = {"__name__": "__readme__"}
-    test = doctest.DocTestParser().get_doctest(text, globs, readme.name, str(readme), 0)
-    runner = _ExampleRunner()
-    runner.run(test, out=lambda _: None, clear_globs=False)
-    if runner.errors:
-        raise ReadmeGraphError(
-            f"the examples of {readme} fail, so its graphs cannot be drawn:\n  "
-            + "\n  ".join(runner.errors)
-        )
-    namespace: dict[str, object] = test.globs  # the examples ran in the test's own copy
-    return namespace
+    return _run_examples(readme, [])[-1]
+
+
+def graph_namespaces(readme: Path) -> list[dict[str, object]]:
+    """One namespace per graph marker of ``readme``: what the examples above it defined.
+
+    Runs the examples as :func:`run_readme_examples` does; a README that reuses a
+    variable name later still shows each graph as it was at its marker.
+    """
+    lines = Path(readme).read_text(encoding="utf-8").split("\n")
+    stops = [block.marker_line for block in _graph_blocks(lines, str(readme))]
+    return _run_examples(readme, stops)[:-1]
 
 
 def _is_tensor(value: object) -> TypeGuard[GraphTensor]:
@@ -426,7 +457,8 @@ def leaf_names(namespace: Mapping[str, object]) -> dict[str, GraphTensor]:
 def _graph_lines(name: str, namespace: Mapping[str, object], source: str) -> list[str]:
     if name not in namespace:
         raise ReadmeGraphError(
-            f"{source} marks a graph of {name!r}, but its examples define no variable {name!r}"
+            f"{source} marks a graph of {name!r}, but the examples above the marker define no "
+            f"variable {name!r}: define it in an example before the marker"
         )
     value = namespace[name]
     if not _is_tensor(value):
@@ -437,15 +469,30 @@ def _graph_lines(name: str, namespace: Mapping[str, object], source: str) -> lis
     return to_mermaid(value, names=leaf_names(namespace)).split("\n")
 
 
-def render_readme(text: str, namespace: Mapping[str, object], source: str = "README") -> str:
-    """``text`` with every marked Mermaid block drawn afresh from ``namespace``.
+def _blocks_with_namespaces(
+    lines: Sequence[str], namespaces: Sequence[Mapping[str, object]], source: str
+) -> list[tuple[_Block, Mapping[str, object]]]:
+    blocks = _graph_blocks(lines, source)
+    if len(blocks) != len(namespaces):
+        raise ValueError(
+            f"{source} has {len(blocks)} graph markers but {len(namespaces)} namespaces were "
+            "given: one per marker (graph_namespaces gives them)"
+        )
+    return list(zip(blocks, namespaces, strict=True))
 
+
+def render_readme(
+    text: str, namespaces: Sequence[Mapping[str, object]], source: str = "README"
+) -> str:
+    """``text`` with every marked Mermaid block drawn afresh, each from its namespace.
+
+    ``namespaces`` holds one namespace per marker, in order (:func:`graph_namespaces`).
     A marker with no block under it gets one. ``source`` names the README in errors.
     """
     lines = text.split("\n")
     out: list[str] = []
     position = 0
-    for block in _graph_blocks(lines, source):
+    for block, namespace in _blocks_with_namespaces(lines, namespaces, source):
         out.extend(lines[position : block.marker_line + 1])
         out.extend([_FENCE_OPEN, *_graph_lines(block.name, namespace, source), _FENCE_CLOSE])
         position = block.end
@@ -454,13 +501,13 @@ def render_readme(text: str, namespace: Mapping[str, object], source: str = "REA
 
 
 def readme_differences(
-    text: str, namespace: Mapping[str, object], source: str = "README"
+    text: str, namespaces: Sequence[Mapping[str, object]], source: str = "README"
 ) -> list[str]:
     """The names of the marked graphs whose block differs from what is drawn now."""
     lines = text.split("\n")
     return [
         block.name
-        for block in _graph_blocks(lines, source)
+        for block, namespace in _blocks_with_namespaces(lines, namespaces, source)
         if block.body is None or list(block.body) != _graph_lines(block.name, namespace, source)
     ]
 
@@ -471,11 +518,11 @@ def _readme_command(readme: Path, check: bool) -> int:
         print(f"{readme}: no graph markers (<!-- graph: NAME --> above a ```mermaid block)")
         return 0
     try:
-        namespace = run_readme_examples(readme)
+        namespaces = graph_namespaces(readme)
         if check:
-            differing = readme_differences(text, namespace, str(readme))
+            differing = readme_differences(text, namespaces, str(readme))
         else:
-            new_text = render_readme(text, namespace, str(readme))
+            new_text = render_readme(text, namespaces, str(readme))
     except ReadmeGraphError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ import pytest
 from npgrad import Tensor
 from shared.graph import (
     ReadmeGraphError,
+    graph_namespaces,
     has_graph_markers,
     leaf_names,
     main,
@@ -41,7 +42,7 @@ def test_the_step_readme_graphs_match_the_renderer(request: pytest.FixtureReques
             f"{shown(readme)} marks no graph (a line <!-- graph: NAME --> above a ```mermaid "
             "block), so there is nothing to compare"
         )
-    differing = readme_differences(text, run_readme_examples(readme), shown(readme))
+    differing = readme_differences(text, graph_namespaces(readme), shown(readme))
     assert not differing, (
         f"{shown(readme)}: the graph of {', '.join(differing)} is not what the renderer draws "
         f"now; redraw it with: python3 -m shared.graph readme {shown(readme)}"
@@ -92,25 +93,45 @@ def test_the_examples_run_in_one_namespace(tmp_path: Path) -> None:
 
 def test_a_stale_block_is_found_and_redrawn_in_place(tmp_path: Path) -> None:
     readme = write_readme(tmp_path, EXAMPLES + STALE)
-    namespace = run_readme_examples(readme)
-    assert readme_differences(readme.read_text(encoding="utf-8"), namespace) == ["d"]
-    redrawn = render_readme(readme.read_text(encoding="utf-8"), namespace)
+    namespaces = graph_namespaces(readme)
+    assert readme_differences(readme.read_text(encoding="utf-8"), namespaces) == ["d"]
+    redrawn = render_readme(readme.read_text(encoding="utf-8"), namespaces)
     expected_block = f"<!-- graph: d -->\n```mermaid\n{drawn_now(readme, 'd')}\n```\n"
     assert redrawn == EXAMPLES + "\n" + expected_block + "\nThe end.\n"
     assert '"a: leaf<br/>(2,) float64<br/>requires_grad"' in redrawn
     assert '"b: leaf' in redrawn
-    assert readme_differences(redrawn, namespace) == []
+    assert readme_differences(redrawn, namespaces) == []
 
 
 def test_a_marker_alone_gets_its_block(tmp_path: Path) -> None:
     readme = write_readme(tmp_path, EXAMPLES + "\n<!-- graph: c -->\nText after.\n")
-    namespace = run_readme_examples(readme)
+    namespaces = graph_namespaces(readme)
     text = readme.read_text(encoding="utf-8")
-    assert readme_differences(text, namespace) == ["c"]
-    redrawn = render_readme(text, namespace)
+    assert readme_differences(text, namespaces) == ["c"]
+    redrawn = render_readme(text, namespaces)
     assert f"<!-- graph: c -->\n```mermaid\n{drawn_now(readme, 'c')}\n```\nText after.\n" in (
         redrawn
     )
+
+
+def test_each_graph_is_of_its_name_as_the_examples_above_its_marker_left_it(
+    tmp_path: Path,
+) -> None:
+    later = "\n<!-- graph: d -->\n\n>>> d = a * 2.0\n\n<!-- graph: d -->\n"
+    readme = write_readme(tmp_path, EXAMPLES + later)
+    first, second = graph_namespaces(readme)
+    redrawn = render_readme(readme.read_text(encoding="utf-8"), [first, second])
+    first_block, second_block = redrawn.split("```mermaid\n")[1:]
+    assert '("log<br/>(2,) float64")' in first_block, "the first marker shows d = log(a * b)"
+    assert "log" not in second_block.split("```")[0], "the second shows d = a * 2.0"
+    assert '"a: leaf' in second_block
+    assert '"b: leaf' not in second_block.split("```")[0], "b is not part of d = a * 2.0"
+
+
+def test_a_marker_above_the_example_that_defines_its_name_says_so(tmp_path: Path) -> None:
+    readme = write_readme(tmp_path, "<!-- graph: d -->\n\n" + EXAMPLES)
+    with pytest.raises(ReadmeGraphError, match=r"above the marker define no variable 'd'"):
+        render_readme(readme.read_text(encoding="utf-8"), graph_namespaces(readme))
 
 
 def test_the_command_checks_then_rewrites_a_readme(
@@ -150,9 +171,8 @@ def test_a_marker_that_cannot_give_a_graph_says_why(
     tmp_path: Path, marked: str, message: str
 ) -> None:
     readme = write_readme(tmp_path, EXAMPLES + "\n" + marked)
-    namespace = run_readme_examples(readme)
     with pytest.raises(ReadmeGraphError, match=message):
-        render_readme(readme.read_text(encoding="utf-8"), namespace, "README.md")
+        render_readme(readme.read_text(encoding="utf-8"), graph_namespaces(readme), "README.md")
 
 
 def test_an_example_that_raises_is_named_with_its_line(
