@@ -5,7 +5,7 @@ Run from the repository root (``nox -s train`` does exactly this)::
     PYTHONPATH=. python steps/08_training/train.py [--dataset mnist|fashion-mnist]
         [--epochs 5] [--batch-size 64] [--lr 0.01] [--seed 0] [--data-dir DIR]
         [--limit N] [--save model.npz] [--resume model.npz] [--plot curves.png]
-        [--metrics-json PATH]
+        [--metrics-json PATH] [--graph graph.svg]
 
 Each epoch shows a progress bar with the running training loss (on a terminal), then
 prints the test loss and accuracy; the total wall time comes last. The loop's pieces,
@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from npgrad import MLP, SGD, Module, Tensor, cross_entropy, no_grad
 from shared.data import DATASETS, DatasetError, batches, load_dataset, normalise
+from shared.graph import GraphvizNotFoundError, check_drawable, draw
 
 Images = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
@@ -228,7 +229,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-json", type=Path, default=None, help="write per-epoch metrics as JSON"
     )
+    parser.add_argument(
+        "--graph",
+        type=Path,
+        default=None,
+        help="draw the graph of one training step's loss (.svg or .png; needs Graphviz)",
+    )
     args = parser.parse_args(argv)
+    if args.graph is not None:
+        try:  # before training: a missing Graphviz should not cost a whole run
+            check_drawable(args.graph)
+        except (ValueError, GraphvizNotFoundError) as exc:
+            parser.error(f"--graph: {exc}")
     for name in ("epochs", "seed", "batch_size", "limit"):
         value = getattr(args, name)
         least = 0 if name in ("epochs", "seed") else 1
@@ -317,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.plot is not None:
             write_plot(args.plot, history, prepared, final.predictions)
             print(f"wrote the plot to {args.plot}")
+        if args.graph is not None:
+            write_graph(args.graph, model, x_train[: args.batch_size], y_train[: args.batch_size])
+            print(f"wrote the graph of one training step's loss to {args.graph}")
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -358,6 +373,16 @@ def write_plot(
         class_names=prepared.classes if prepared.title != "MNIST" else None,
         title=f"npgrad MLP on {prepared.title}: {count_epochs(len(history))}",
     )
+
+
+def write_graph(path: Path, model: Module, images: Images, labels: Labels) -> None:
+    """The picture of ``--graph``: the recorded graph of ``batch_loss`` on one batch.
+
+    The parameters are named as in ``state_dict`` (``linear1.weight``). Drawn after
+    training and saving: the forward pass may change the model's state (batch norm's
+    running statistics), which must not touch the run's results.
+    """
+    draw(batch_loss(model, images, labels), path, names=dict(model.named_parameters()))
 
 
 def count_epochs(n: int) -> str:
