@@ -22,7 +22,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from shared import data
-from shared.data import DatasetError, DatasetInfo, Source
+from shared.data import DatasetError, DatasetInfo, Source, loading
 from shared.testing.datasets import idx_bytes, real_mnist_folder
 
 pytestmark = pytest.mark.step(8)
@@ -103,7 +103,8 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     def no_default_sources(info: DatasetInfo) -> list[Source]:
         raise AssertionError("a test reached the real sources (network, npm, Debian)")
 
-    monkeypatch.setattr(data, "default_sources", no_default_sources)
+    # Patched where fetch_files looks it up, not on the package that re-exports it.
+    monkeypatch.setattr(loading, "default_sources", no_default_sources)
     return cache / "mnist"
 
 
@@ -406,7 +407,7 @@ def test_unknown_dataset_name_lists_valid_names() -> None:
 
 
 def test_fashion_table_matches_file_contents() -> None:
-    # The 60000-image file is the training set; guards the SPEC's swapped listing.
+    # The 60000-image file is the training set: each sum follows the file's contents.
     info = data.DATASETS["fashion-mnist"]
     assert info.sha256["train-images-idx3-ubyte"].startswith("c59f468a")
     assert info.sha256["t10k-images-idx3-ubyte"].startswith("5b4141f0")
