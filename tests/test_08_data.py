@@ -444,6 +444,60 @@ def test_normalise_rejects_float_input() -> None:
         data.normalise(already_normalised, 0.1307, 0.3081)  # type: ignore[arg-type]
 
 
+def tiny_dataset(n_train: int, n_test: int) -> data.Dataset:
+    rng = np.random.default_rng(4)
+    return data.Dataset(
+        name="mnist",
+        train_images=rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        train_labels=rng.integers(0, 10, n_train).astype(np.int64),
+        test_images=rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        test_labels=rng.integers(0, 10, n_test).astype(np.int64),
+        mean=0.1307,
+        std=0.3081,
+        classes=tuple(str(digit) for digit in range(10)),
+    )
+
+
+@pytest.mark.parametrize("image_shape", [(784,), (1, 28, 28)])
+def test_normalised_splits_normalise_both_splits_into_the_model_shape(
+    image_shape: tuple[int, ...],
+) -> None:
+    ds = tiny_dataset(6, 4)
+    x_train, y_train, x_test, y_test = data.normalised_splits(ds, image_shape)
+    for x, raw, n in ((x_train, ds.train_images, 6), (x_test, ds.test_images, 4)):
+        assert x.dtype == np.float32
+        assert x.shape == (n, *image_shape)
+        # The same numbers as normalising by hand, only arranged in the model's shape.
+        assert_array_equal(x.reshape(n, 784), data.normalise(raw, ds.mean, ds.std, flatten=True))
+    assert_array_equal(y_train, ds.train_labels)
+    assert_array_equal(y_test, ds.test_labels)
+
+
+def test_normalised_splits_limit_keeps_the_first_examples_of_each_split() -> None:
+    ds = tiny_dataset(6, 4)
+    splits = data.normalised_splits(ds, (784,), limit=3)
+    assert splits.x_train.shape == splits.x_test.shape == (3, 784)
+    assert_array_equal(splits.y_train, ds.train_labels[:3])
+    assert_array_equal(splits.y_test, ds.test_labels[:3])
+    assert_array_equal(
+        splits.x_test, data.normalise(ds.test_images[:3], ds.mean, ds.std, flatten=True)
+    )
+    assert data.normalised_splits(ds, (784,), limit=0).x_train.shape == (0, 784)
+
+
+@pytest.mark.parametrize("image_shape", [(28, 27), (1, 784, 1, 2), (-1, -784)])
+def test_normalised_splits_reject_a_shape_that_is_not_one_image(
+    image_shape: tuple[int, ...],
+) -> None:
+    with pytest.raises(ValueError, match=r"does not hold one 28x28 image.*\(784,\)"):
+        data.normalised_splits(tiny_dataset(2, 2), image_shape)
+
+
+def test_normalised_splits_reject_a_negative_limit() -> None:
+    with pytest.raises(ValueError, match="limit must be None or at least 0, got -1"):
+        data.normalised_splits(tiny_dataset(2, 2), (784,), limit=-1)
+
+
 # --------------------------------------------------------------------------- batches
 
 IMAGES = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)
