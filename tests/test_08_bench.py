@@ -2,9 +2,14 @@
 
 The benchmark compares npgrad's training speed with this hand-written model, so its
 gradients must be right: each one is checked against central differences of its own loss,
-in float64 on a small model. Also the memory slice and the step lookup of the harness.
-No npgrad is imported here.
+in float64 on a small model. Also the memory slice and the step lookup of the harness,
+and that the harness's modules import one another without a cycle. No npgrad is imported
+here.
 """
+
+import ast
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from numpy.testing import assert_allclose
 from shared.bench import cli
 from shared.bench.numpy_mlp import NumpyMLP, cross_entropy_mean, init_params
 from shared.bench.training import NumpySide, memory_slice
+from shared.steps import REPO_ROOT
 from shared.testing.gradients import numeric_vjp
 
 pytestmark = pytest.mark.step(8)
@@ -78,3 +84,62 @@ def test_memory_slice_traces_only_when_asked() -> None:
 def test_load_step_refuses_a_missing_or_too_early_step(step: int, message: str) -> None:
     with pytest.raises(LookupError, match=message):
         cli.load_step(step)
+
+
+BENCH = REPO_ROOT / "shared" / "bench"
+BENCH_MODULES = sorted(path.stem for path in BENCH.glob("*.py") if path.stem != "__main__")
+
+
+def bench_imports(module: str) -> set[str]:
+    """The ``shared.bench`` modules that ``module`` imports anywhere, inside functions too."""
+    tree = ast.parse((BENCH / f"{module}.py").read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = "shared.bench" if node.level else (node.module or "")
+            if node.level and node.module:
+                base += "." + node.module
+            # "from shared.bench import conv" names a module; "from shared.bench.conv import
+            # x" names one through its path.
+            names = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[:2] == ["shared", "bench"] and len(parts) > 2 and parts[2] in BENCH_MODULES:
+                found.add(parts[2])
+    return found - {module}
+
+
+def test_bench_modules_import_one_another_without_a_cycle() -> None:
+    graph = {module: bench_imports(module) for module in BENCH_MODULES}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycle = [*path[path.index(module) :], module]
+            pytest.fail(f"import cycle in shared.bench: {' -> '.join(cycle)}")
+        if module in done:
+            return
+        for imported in sorted(graph[module]):
+            visit(imported, [*path, module])
+        done.add(module)
+
+    for module in BENCH_MODULES:
+        visit(module, [])
+
+
+@pytest.mark.parametrize("module", BENCH_MODULES)
+def test_each_bench_module_imports_alone_in_a_fresh_process(module: str) -> None:
+    # A fresh interpreter: a module that works only after another one was imported fails.
+    name = "shared.bench" if module == "__init__" else f"shared.bench.{module}"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {name}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"import {name} failed:\n{result.stderr}"

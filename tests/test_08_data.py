@@ -22,7 +22,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from shared import data
-from shared.data import DatasetError, DatasetInfo, Source
+from shared.data import DatasetError, DatasetInfo, Source, loading
 from shared.testing.datasets import idx_bytes, real_mnist_folder
 
 pytestmark = pytest.mark.step(8)
@@ -103,7 +103,8 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     def no_default_sources(info: DatasetInfo) -> list[Source]:
         raise AssertionError("a test reached the real sources (network, npm, Debian)")
 
-    monkeypatch.setattr(data, "default_sources", no_default_sources)
+    # Patched where fetch_files looks it up, not on the package that re-exports it.
+    monkeypatch.setattr(loading, "default_sources", no_default_sources)
     return cache / "mnist"
 
 
@@ -406,7 +407,7 @@ def test_unknown_dataset_name_lists_valid_names() -> None:
 
 
 def test_fashion_table_matches_file_contents() -> None:
-    # The 60000-image file is the training set; guards the SPEC's swapped listing.
+    # The 60000-image file is the training set: each sum follows the file's contents.
     info = data.DATASETS["fashion-mnist"]
     assert info.sha256["train-images-idx3-ubyte"].startswith("c59f468a")
     assert info.sha256["t10k-images-idx3-ubyte"].startswith("5b4141f0")
@@ -441,6 +442,60 @@ def test_normalise_rejects_float_input() -> None:
     with pytest.raises(TypeError, match="uint8"):
         # The wrong dtype is the point of this test.
         data.normalise(already_normalised, 0.1307, 0.3081)  # type: ignore[arg-type]
+
+
+def tiny_dataset(n_train: int, n_test: int) -> data.Dataset:
+    rng = np.random.default_rng(4)
+    return data.Dataset(
+        name="mnist",
+        train_images=rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        train_labels=rng.integers(0, 10, n_train).astype(np.int64),
+        test_images=rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        test_labels=rng.integers(0, 10, n_test).astype(np.int64),
+        mean=0.1307,
+        std=0.3081,
+        classes=tuple(str(digit) for digit in range(10)),
+    )
+
+
+@pytest.mark.parametrize("image_shape", [(784,), (1, 28, 28)])
+def test_normalised_splits_normalise_both_splits_into_the_model_shape(
+    image_shape: tuple[int, ...],
+) -> None:
+    ds = tiny_dataset(6, 4)
+    x_train, y_train, x_test, y_test = data.normalised_splits(ds, image_shape)
+    for x, raw, n in ((x_train, ds.train_images, 6), (x_test, ds.test_images, 4)):
+        assert x.dtype == np.float32
+        assert x.shape == (n, *image_shape)
+        # The same numbers as normalising by hand, only arranged in the model's shape.
+        assert_array_equal(x.reshape(n, 784), data.normalise(raw, ds.mean, ds.std, flatten=True))
+    assert_array_equal(y_train, ds.train_labels)
+    assert_array_equal(y_test, ds.test_labels)
+
+
+def test_normalised_splits_limit_keeps_the_first_examples_of_each_split() -> None:
+    ds = tiny_dataset(6, 4)
+    splits = data.normalised_splits(ds, (784,), limit=3)
+    assert splits.x_train.shape == splits.x_test.shape == (3, 784)
+    assert_array_equal(splits.y_train, ds.train_labels[:3])
+    assert_array_equal(splits.y_test, ds.test_labels[:3])
+    assert_array_equal(
+        splits.x_test, data.normalise(ds.test_images[:3], ds.mean, ds.std, flatten=True)
+    )
+    assert data.normalised_splits(ds, (784,), limit=0).x_train.shape == (0, 784)
+
+
+@pytest.mark.parametrize("image_shape", [(28, 27), (1, 784, 1, 2), (-1, -784)])
+def test_normalised_splits_reject_a_shape_that_is_not_one_image(
+    image_shape: tuple[int, ...],
+) -> None:
+    with pytest.raises(ValueError, match=r"does not hold one 28x28 image.*\(784,\)"):
+        data.normalised_splits(tiny_dataset(2, 2), image_shape)
+
+
+def test_normalised_splits_reject_a_negative_limit() -> None:
+    with pytest.raises(ValueError, match="limit must be None or at least 0, got -1"):
+        data.normalised_splits(tiny_dataset(2, 2), (784,), limit=-1)
 
 
 # --------------------------------------------------------------------------- batches

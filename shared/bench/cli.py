@@ -16,16 +16,15 @@ Four parts, every side on one BLAS thread (and ``torch`` on one thread):
    only one ``npgrad``. Both paths call :func:`shared.bench.conv.run_conv_on_dataset`.
 
 A summary table ends with PASS/FAIL per target; the exit status is 1 when a target fails
-(unless ``--no-fail``). The step's package is imported inside :func:`load_step`, after its
-folder is put first on ``sys.path``; nothing here imports ``npgrad`` at module level.
+(unless ``--no-fail``). The step's package is imported by :func:`load_step`
+(:mod:`shared.bench.packages`), after its folder is put first on ``sys.path``; nothing here
+imports ``npgrad`` at module level.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import importlib
-import importlib.util
 import json
 import os
 import platform
@@ -42,8 +41,9 @@ import numpy as np
 
 from shared.bench import conv, micro, report, training
 from shared.bench.numpy_mlp import NumpyMLP
-from shared.data import DATASETS, Dataset, batches, load_dataset, normalise
-from shared.steps import shown, step_dir, step_dirs
+from shared.bench.packages import import_torch, load_folder, load_step, load_train_module
+from shared.data import DATASETS, Dataset, batches, load_dataset, normalised_splits
+from shared.steps import shown, step_dirs
 
 __all__ = [
     "default_step",
@@ -72,64 +72,6 @@ def default_step(steps: dict[int, Path] | None = None) -> int:
         return TRAINING_STEP
     with_sgd = [n for n, path in steps.items() if (path / "npgrad" / "optim.py").is_file()]
     return min(with_sgd) if with_sgd else max(steps)
-
-
-def load_step(step: int) -> tuple[Path, ModuleType]:
-    """Put ``steps/NN_*`` first on ``sys.path`` and import its ``npgrad``.
-
-    Raises:
-        LookupError: no such step, or below 05 (the benchmark needs ``backward``).
-        ImportError: an ``npgrad`` from elsewhere is already imported in this process.
-    """
-    path = step_dir(step)
-    if step < 5:
-        raise LookupError(
-            f"step {step:02d} has no backward(); the benchmark needs step 05 or later"
-        )
-    return path, load_folder(path)
-
-
-def load_folder(path: Path) -> ModuleType:
-    """Put ``path`` (a folder holding an ``npgrad`` package) first on ``sys.path``; import it.
-
-    Raises:
-        ImportError: ``path`` holds no ``npgrad``, or one from elsewhere is already imported.
-    """
-    if not (path / "npgrad" / "__init__.py").is_file():
-        raise ImportError(f"{path} holds no npgrad package (no {path}/npgrad/__init__.py)")
-    sys.path.insert(0, str(path))
-    npgrad = importlib.import_module("npgrad")
-    origin = Path(npgrad.__file__ or "").resolve()
-    if path.resolve() not in origin.parents:
-        raise ImportError(f"npgrad was imported from {origin}, not from {path}")
-    return npgrad
-
-
-def load_train_module(step_path: Path) -> ModuleType | None:
-    """The step's training command ``train.py`` as the module ``train``, or None if absent.
-
-    Call after :func:`load_step` (it imports ``npgrad`` from the step folder).
-    """
-    script = step_path / "train.py"
-    if not script.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("train", script)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {script}")
-    train = importlib.util.module_from_spec(spec)
-    sys.modules["train"] = train  # dataclasses look their module up while being created
-    spec.loader.exec_module(train)
-    return train
-
-
-def import_torch() -> ModuleType | None:
-    """``torch`` set to one thread, or None when it is not installed."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
-    return torch
 
 
 @functools.lru_cache(maxsize=1)
@@ -228,9 +170,7 @@ def run_training(
     if not training.has_training_api(npgrad):
         return {"skipped": "this step has no MLP, cross_entropy and SGD yet"}
     dataset = _load_dataset(args.dataset, args.data_dir)
-    x_train = normalise(dataset.train_images, dataset.mean, dataset.std, flatten=True)
-    x_test = normalise(dataset.test_images, dataset.mean, dataset.std, flatten=True)
-    y_train, y_test = dataset.train_labels, dataset.test_labels
+    x_train, y_train, x_test, y_test = normalised_splits(dataset, (28 * 28,))  # the MLP's input
 
     def epoch_batches(seed: int) -> list[training.Batch]:
         rng = np.random.default_rng(seed)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shared.data import DATASETS, Dataset, load_dataset, normalise
+from shared.bench.packages import import_torch, load_step
+from shared.data import DATASETS, Dataset, load_dataset, normalised_splits
+from shared.steps import step_dirs
 
 __all__ = [
     "RESNET_CONV_SHAPES",
@@ -300,13 +303,12 @@ def run_conv_on_dataset(
     """
     if not has_conv_api(npgrad):
         return run_conv(npgrad, torch, None, None)  # the skipped result, loading nothing
-    data = dataset()
-    images = normalise(data.train_images, data.mean, data.std).reshape(-1, 1, 28, 28)
+    splits = normalised_splits(dataset(), (1, 28, 28))  # one channel: the ResNet's input
     return run_conv(
         npgrad,
         torch,
-        images,
-        data.train_labels,
+        splits.x_train,
+        splits.y_train,
         repeats=repeats,
         timed_batches=timed_batches,
         batch_size=batch_size,
@@ -346,11 +348,6 @@ def format_conv_summary(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m shared.bench.conv``: both timings for one step, printed and as JSON."""
-    import json
-
-    from shared.bench.cli import import_torch, load_step
-    from shared.steps import step_dirs
-
     parser = argparse.ArgumentParser(prog="python -m shared.bench.conv", description=__doc__)
     parser.add_argument("--step", type=int, default=None, help="default: the latest step")
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")

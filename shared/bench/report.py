@@ -54,7 +54,7 @@ def _status(ok: bool) -> str:
 
 
 def evaluate_targets(results: Results) -> list[Target]:
-    """Check every target the issue sets; a part that did not run gives SKIP, not FAIL."""
+    """Check every target; a part that did not run gives SKIP, not FAIL."""
     targets: list[Target] = []
     training = results.get("training", {})
     if "ratios" in training:
@@ -139,7 +139,7 @@ def evaluate_targets(results: Results) -> list[Target]:
                 delete["detail"],
             )
         )
-    # The convolution timings have no target (the issue asks for the ratio, not a bound);
+    # The convolution timings are reported as a ratio to torch, with no bound to meet;
     # only a part that crashed is a failure.
     conv = results.get("conv", {})
     if "error" in conv:

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pytest
 
 from shared import data
+from shared.data import loading
 
 # One fixed random pattern per class: easy to learn, so a short run must learn it.
 PROTOTYPES = np.random.default_rng(1234).random((10, 28, 28)) < 0.15
@@ -65,7 +66,8 @@ def install_synthetic_mnist(
     def no_sources(info: data.DatasetInfo) -> list[data.Source]:
         return []
 
-    monkeypatch.setattr(data, "default_sources", no_sources)
+    # Patched where fetch_files looks it up, not on the package that re-exports it.
+    monkeypatch.setattr(loading, "default_sources", no_sources)
     return folder
 
 
