@@ -136,8 +136,11 @@ def test_mistake_fails_its_test_with_its_message(patch: Path, tmp_path: Path) ->
         f"(exit code {result.returncode}):\n{output[-3000:]}"
     )
     assert "1 failed" in output, f"{mistake.test} did not run exactly one test:\n{output[-3000:]}"
-    # pytest may wrap a long message across lines: compare with whitespace collapsed.
-    assert " ".join(mistake.message.split()) in " ".join(output.split()), (
+    # Only the error lines (pytest's "E   ..."): the traceback also shows the test's
+    # source, which holds the message whether or not the failure printed it. A long
+    # message may be wrapped across lines: compare with whitespace collapsed.
+    errors = " ".join(line[1:] for line in output.splitlines() if line.startswith("E "))
+    assert " ".join(mistake.message.split()) in " ".join(errors.split()), (
         f"{mistake.test} failed without the message {mistake.message!r}:\n{output[-3000:]}"
     )
 
