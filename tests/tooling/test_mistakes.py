@@ -145,8 +145,8 @@ def test_mistake_fails_its_test_with_its_message(patch: Path, tmp_path: Path) ->
     )
 
 
-def test_every_step_with_a_lesson_has_a_patch_per_mistake_it_lists() -> None:
-    """Each patch names an existing step; the catalogue is not empty."""
+def test_every_patch_has_a_well_formed_header() -> None:
+    """Each patch names an existing step and a test id; the catalogue is not empty."""
     assert PATCHES, f"no mistake patches in {shown(MISTAKES_DIR)}"
     for patch in PATCHES:
         read_mistake(patch)
