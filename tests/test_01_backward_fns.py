@@ -17,7 +17,13 @@ def test_log_back_divides_the_incoming_gradient_by_the_input() -> None:
     x = np.array([1.0, np.e, np.e**np.e])
     grad_out = np.array([2.0, 2.0, 2.0])
     actual = log_back(grad_out, np.log(x), x)
-    assert_allclose(actual, [2.0, 2.0 / np.e, 2.0 / np.e**np.e], rtol=1e-12)
+    assert_allclose(
+        actual,
+        [2.0, 2.0 / np.e, 2.0 / np.e**np.e],
+        rtol=1e-12,
+        err_msg="log_back must return grad_out times the local derivative 1/x (the chain rule), "
+        "not 1/x alone",
+    )
 
 
 def test_multiply_back_gives_each_argument_the_other() -> None:
@@ -25,8 +31,18 @@ def test_multiply_back_gives_each_argument_the_other() -> None:
     y = np.array([4.0, -5.0, 6.0])
     grad_out = np.array([1.0, 10.0, 100.0])
     out = x * y
-    assert_allclose(multiply_back0(grad_out, out, x, y), [4.0, -50.0, 600.0], rtol=1e-12)
-    assert_allclose(multiply_back1(grad_out, out, x, y), [1.0, 20.0, 300.0], rtol=1e-12)
+    assert_allclose(
+        multiply_back0(grad_out, out, x, y),
+        [4.0, -50.0, 600.0],
+        rtol=1e-12,
+        err_msg="multiply_back0 must return grad_out * y: nudging x changes x * y by y per unit",
+    )
+    assert_allclose(
+        multiply_back1(grad_out, out, x, y),
+        [1.0, 20.0, 300.0],
+        rtol=1e-12,
+        err_msg="multiply_back1 must return grad_out * x: nudging y changes x * y by x per unit",
+    )
 
 
 def test_multiply_back_with_a_python_float_as_the_other_argument() -> None:
@@ -42,9 +58,18 @@ def test_forward_and_back_matches_the_analytic_gradients() -> None:
     b = np.array([2.0, 3.0, 1.0])
     c = np.array([10.0, 20.0, 30.0])
     dg_da, dg_db, dg_dc = forward_and_back(a, b, c)
-    assert_allclose(dg_da, 1 / a, rtol=1e-12)
-    assert_allclose(dg_db, 1 / b, rtol=1e-12)
-    assert_allclose(dg_dc, 1 / (c * np.log(c)), rtol=1e-12)
+    assert_allclose(
+        dg_da, 1 / a, rtol=1e-12, err_msg="dg/da must chain g <- f <- d <- a: dg_dd * b"
+    )
+    assert_allclose(
+        dg_db, 1 / b, rtol=1e-12, err_msg="dg/db must chain g <- f <- d <- b: dg_dd * a"
+    )
+    assert_allclose(
+        dg_dc,
+        1 / (c * np.log(c)),
+        rtol=1e-12,
+        err_msg="dg/dc must chain g <- f <- e <- c: log_back of dg_de (not dg_dd or dg_df)",
+    )
 
 
 @given(shapes.flatmap(lambda shape: st.tuples(positive_arrays(shape), float_arrays(shape))))

@@ -17,19 +17,41 @@ from shared.testing.strategies import (
 
 pytestmark = pytest.mark.step(2)
 
+KEEP_SIZE_ONE = "unbroadcast must keep size-1 dimensions: sum them with keepdims=True"
+FROM_THE_RIGHT = (
+    "shapes line up from the right: sum away the dimensions NumPy prepended first, "
+    "then the size-1 ones"
+)
+
+
+def unbroadcast_valid(broadcasted: np.ndarray, original: np.ndarray, rule: str) -> np.ndarray:
+    """``unbroadcast`` on shapes that do broadcast, failing with ``rule`` if the shape is wrong.
+
+    A ValueError here is the implementation's own shape check catching a wrong sum,
+    so the failure names the rule that was broken rather than only the check.
+    """
+    try:
+        result = unbroadcast(broadcasted, original)
+    except ValueError as error:
+        pytest.fail(f"{rule} (unbroadcast raised ValueError for shapes that broadcast: {error})")
+    assert result.shape == original.shape, (
+        f"{rule}: unbroadcast to {original.shape} returned shape {result.shape}"
+    )
+    return result
+
 
 def test_unbroadcast_sums_prepended_dimensions() -> None:
     original = np.zeros((3,))
     broadcasted = np.arange(2 * 4 * 3.0).reshape(2, 4, 3)
-    assert_array_equal(unbroadcast(broadcasted, original), broadcasted.sum(axis=(0, 1)))
+    result = unbroadcast_valid(broadcasted, original, FROM_THE_RIGHT)
+    assert_array_equal(result, broadcasted.sum(axis=(0, 1)))
 
 
 def test_unbroadcast_sums_size_one_dimensions_keeping_them() -> None:
     original = np.zeros((2, 1))
     broadcasted = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
-    result = unbroadcast(broadcasted, original)
-    assert result.shape == (2, 1)
-    assert_array_equal(result, [[6.0], [15.0]])
+    result = unbroadcast_valid(broadcasted, original, KEEP_SIZE_ONE)
+    assert_array_equal(result, [[6.0], [15.0]], err_msg="each row's gradients add up")
 
 
 def test_unbroadcast_with_several_size_one_dimensions_sums_by_axis() -> None:
@@ -38,26 +60,36 @@ def test_unbroadcast_with_several_size_one_dimensions_sums_by_axis() -> None:
     # would also sum axis 1.
     original = np.zeros((1, 3, 1))
     broadcasted = np.arange(27.0).reshape(3, 3, 3)
-    result = unbroadcast(broadcasted, original)
-    assert result.shape == (1, 3, 1)
-    assert_array_equal(result, broadcasted.sum(axis=(0, 2), keepdims=True))
+    result = unbroadcast_valid(broadcasted, original, KEEP_SIZE_ONE)
+    assert_array_equal(
+        result,
+        broadcasted.sum(axis=(0, 2), keepdims=True),
+        err_msg="sum exactly the axes where the input has size 1 (here 0 and 2), "
+        "chosen by position, not by comparing sizes",
+    )
 
 
 def test_unbroadcast_with_prepended_and_size_one_dimensions_together() -> None:
     original = np.zeros((1, 4))
     broadcasted = np.ones((5, 3, 4))
-    assert_array_equal(unbroadcast(broadcasted, original), np.full((1, 4), 15.0))
+    result = unbroadcast_valid(broadcasted, original, FROM_THE_RIGHT)
+    assert_array_equal(result, np.full((1, 4), 15.0), err_msg=FROM_THE_RIGHT)
 
 
 def test_unbroadcast_returns_equal_shapes_unchanged() -> None:
     broadcasted = np.arange(6.0).reshape(2, 3)
-    assert_array_equal(unbroadcast(broadcasted, np.zeros((2, 3))), broadcasted)
+    assert_array_equal(
+        unbroadcast(broadcasted, np.zeros((2, 3))),
+        broadcasted,
+        err_msg="nothing was broadcast, so nothing is summed",
+    )
 
 
 def test_unbroadcast_to_an_incompatible_shape_raises() -> None:
-    with pytest.raises(ValueError, match=r"cannot unbroadcast"):
+    # The lesson's rule: a ValueError whose message names the input's shape.
+    with pytest.raises(ValueError, match=r"\(2, 2\)"):
         unbroadcast(np.ones((2, 3)), np.zeros((2, 2)))
-    with pytest.raises(ValueError, match=r"fewer dimensions"):
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
         unbroadcast(np.ones((3,)), np.zeros((2, 3)))
 
 
@@ -66,8 +98,18 @@ def test_multiply_back_with_broadcasting() -> None:
     b = np.array([[2.0], [3.0]])
     grad_out = np.ones((2, 3))
     out = a * b
-    assert_allclose(multiply_back0(grad_out, out, a, b), [5.0, 5.0, 5.0], rtol=1e-12)
-    assert_allclose(multiply_back1(grad_out, out, a, b), [[6.0], [6.0]], rtol=1e-12)
+    grad_a = multiply_back0(grad_out, out, a, b)
+    grad_b = multiply_back1(grad_out, out, a, b)
+    assert grad_a.shape == a.shape, (
+        f"multiply_back0 must return a gradient shaped like x, {a.shape}, not {grad_a.shape}: "
+        "pass grad_out * y through unbroadcast"
+    )
+    assert grad_b.shape == b.shape, (
+        f"multiply_back1 must return a gradient shaped like y, {b.shape}, not {grad_b.shape}: "
+        "pass grad_out * x through unbroadcast"
+    )
+    assert_allclose(grad_a, [5.0, 5.0, 5.0], rtol=1e-12)
+    assert_allclose(grad_b, [[6.0], [6.0]], rtol=1e-12)
 
 
 def test_forward_and_back_with_broadcasting_returns_input_shapes() -> None:

@@ -25,6 +25,18 @@ from npgrad import (
 pytestmark = pytest.mark.step(3)
 
 
+def assert_records_the_array(recorded: object, array: np.ndarray, where: str) -> None:
+    """A recipe argument must be the very array the NumPy function received."""
+    assert not isinstance(recorded, Tensor), (
+        f"{where} must hold the array the NumPy function received, not the Tensor: "
+        "backward functions are called with the recipe's args and compute with arrays"
+    )
+    assert recorded is array, (
+        f"{where} must be the very array the NumPy function received, not a copy: "
+        "copying every input of every operation would double the memory"
+    )
+
+
 # --- Tensor ---------------------------------------------------------------------------
 
 
@@ -46,13 +58,16 @@ def test_tensor_keeps_its_arrays_dtype() -> None:
 
 def test_integer_or_boolean_data_that_requires_grad_becomes_float64() -> None:
     t = Tensor([0, 1, 2, 3], requires_grad=True)
-    assert t.array.dtype == np.float64
+    assert t.array.dtype == np.float64, (
+        f"integer data that requires grad must become float64 (got {t.array.dtype}): "
+        "gradients exist only for floating point"
+    )
     assert_array_equal(t.array, [0.0, 1.0, 2.0, 3.0])
     assert Tensor(np.array([True, False]), requires_grad=True).array.dtype == np.float64
 
 
 def test_tensor_rejects_python_objects_such_as_another_tensor() -> None:
-    with pytest.raises(TypeError, match=r"pass tensor\.array"):
+    with pytest.raises(TypeError, match=r"\.array"):
         Tensor(Tensor([1.0]))  # type: ignore[arg-type]  # the misuse under test
 
 
@@ -71,7 +86,7 @@ def test_shape_ndim_size_len() -> None:
     assert t.size(1) == 3
     assert t.size(-1) == 4
     assert len(t) == 2
-    with pytest.raises(TypeError, match=r"0-d tensor"):
+    with pytest.raises(TypeError, match=r"0-d"):
         len(Tensor(np.array(1.0)))
 
 
@@ -83,12 +98,13 @@ def test_item_and_bool_of_one_element() -> None:
 
 
 def test_item_of_many_elements_raises() -> None:
-    with pytest.raises(RuntimeError, match=r"item\(\) needs a tensor with one element.*has 3"):
+    # The lesson's rule: a RuntimeError that says how many elements there are.
+    with pytest.raises(RuntimeError, match=r"\b3\b"):
         Tensor(np.array([1.0, 2.0, 3.0])).item()
 
 
 def test_bool_of_many_elements_raises() -> None:
-    with pytest.raises(RuntimeError, match=r"truth value of a tensor with 2 elements is ambiguous"):
+    with pytest.raises(RuntimeError, match=r"\b2\b"):
         bool(Tensor(np.array([1.0, 2.0])))
 
 
@@ -153,9 +169,10 @@ def test_lookup_returns_what_was_added_per_function_and_position() -> None:
 def test_missing_backward_function_names_the_function_and_position() -> None:
     lookup = BackwardFuncLookup()
     lookup.add_back_func(np.multiply, 0, multiply_back0)
-    with pytest.raises(MissingBackwardFunctionError, match=r"argument 1 of multiply"):
+    # The lesson's rule: the message names the function and the argument position.
+    with pytest.raises(MissingBackwardFunctionError, match=r"(?s)multiply.*1|1.*multiply"):
         lookup.get_back_func(np.multiply, 1)
-    with pytest.raises(MissingBackwardFunctionError, match=r"argument 0 of exp"):
+    with pytest.raises(MissingBackwardFunctionError, match=r"(?s)exp.*0|0.*exp"):
         lookup.get_back_func(np.exp, 0)
 
 
@@ -183,7 +200,7 @@ def test_log_forward_records_a_recipe_when_an_input_requires_grad() -> None:
     assert out.requires_grad
     assert out.recipe is not None
     assert out.recipe.func is np.log
-    assert out.recipe.args[0] is x.array  # the very array, not a copy
+    assert_records_the_array(out.recipe.args[0], x.array, "recipe.args[0] of log_forward(x)")
     assert out.recipe.kwargs == {}
     assert out.recipe.parents == {0: x}
     assert not out.is_leaf
@@ -197,15 +214,18 @@ def test_log_forward_records_a_recipe_when_an_input_requires_grad() -> None:
 def test_log_forward_records_nothing_without_requires_grad_or_tracking() -> None:
     plain = npgrad.log_forward(Tensor(np.array([1.0, 2.0])))
     assert not plain.requires_grad
-    assert plain.recipe is None
+    assert plain.recipe is None, "no input needs a gradient, so log_forward records no recipe"
     x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     try:
         set_grad_enabled(False)
         untracked = npgrad.log_forward(x)
     finally:
         set_grad_enabled(True)
+    assert untracked.recipe is None, (
+        "with grad tracking off, log_forward must record no recipe: "
+        "read the switch by calling is_grad_enabled() at every operation"
+    )
     assert not untracked.requires_grad
-    assert untracked.recipe is None
 
 
 @pytest.mark.step(3, last=3)
@@ -216,8 +236,8 @@ def test_multiply_forward_records_parents_by_position() -> None:
     assert_array_equal(out.array, [3.0, 8.0])
     assert out.recipe is not None
     assert out.recipe.func is np.multiply
-    assert out.recipe.args[0] is a.array
-    assert out.recipe.args[1] is b.array
+    assert_records_the_array(out.recipe.args[0], a.array, "recipe.args[0] of multiply_forward")
+    assert_records_the_array(out.recipe.args[1], b.array, "recipe.args[1] of multiply_forward")
     assert out.recipe.parents == {0: a, 1: b}
 
 
@@ -226,7 +246,10 @@ def test_multiply_forward_with_a_float_on_either_side() -> None:
     a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     left = npgrad.multiply_forward(3, a)
     assert left.recipe is not None
-    assert left.recipe.parents == {1: a}
+    assert left.recipe.parents == {1: a}, (
+        "parents are keyed by argument position: in multiply_forward(3, a), a is argument 1, "
+        "whose gradient multiply_back1 computes"
+    )
     assert left.recipe.args[0] == 3
     right = npgrad.multiply_forward(a, 2.5)
     assert right.recipe is not None
@@ -241,7 +264,7 @@ def test_multiply_forward_keeps_only_inputs_that_need_a_gradient_as_parents() ->
     out = npgrad.multiply_forward(a, b)
     assert out.recipe is not None
     assert out.recipe.parents == {0: a}
-    with pytest.raises(TypeError, match=r"at least one Tensor"):
+    with pytest.raises(TypeError, match=r"Tensor"):
         npgrad.multiply_forward(2.0, 3.0)
 
 

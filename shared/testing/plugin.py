@@ -9,6 +9,13 @@ declares its step with ``pytest.mark.step(N)`` (usually once per module, as
 names a later lesson replaces. A test that declares no step is a collection
 error. ``pytest --tooling`` runs the tooling tests instead, which drive every
 step in their own subprocesses.
+
+The selected step's lesson, ``steps/NN_*/README.md``, runs too: its Python
+examples are one more test of step NN (``README.md``), so the printed numbers
+stay the code's. Only that step's README runs (earlier ones describe earlier
+APIs); with ``--impl DIR`` it is ``DIR/README.md`` when there is one. It is
+collected when the run collects the whole suite (no paths, ``tests`` or the
+repository root), not when a run names test files.
 """
 
 import ast
@@ -19,9 +26,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from shared.steps import step_dir, step_dirs
+from shared.steps import REPO_ROOT, shown, step_dir, step_dirs
+from shared.testing.readme_doctest import ReadmeFile
 
 _SELECTED_STEP = pytest.StashKey[int]()
+_README = pytest.StashKey[Path]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -89,6 +98,33 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     sys.path.insert(0, str(root))
     config.stash[_SELECTED_STEP] = step
+    readme = root / "README.md"
+    if impl is not None and not readme.is_file():
+        readme = step_dir(step) / "README.md"
+    if readme.is_file() and _collects_the_whole_suite(config):
+        config.stash[_README] = readme.resolve()
+        config.args.append(str(readme))
+
+
+def _collects_the_whole_suite(config: pytest.Config) -> bool:
+    """True when the run collects every test (not the files or tests it names)."""
+    if config.args_source is pytest.Config.ArgsSource.TESTPATHS:
+        return True
+    whole = {REPO_ROOT, REPO_ROOT / "tests", config.rootpath, config.rootpath / "tests"}
+    invoked = config.invocation_params.dir
+    return any("::" not in arg and (invoked / arg).resolve() in whole for arg in config.args)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    readme = parent.config.stash.get(_README, None)
+    if readme is None or file_path.resolve() != readme:
+        return None
+    # Named by its path as the tools show paths: a workspace's README lies outside
+    # the repository, where pytest would name it by nothing at all.
+    collector = ReadmeFile.from_parent(parent, path=file_path, nodeid=shown(readme))
+    # A test of the selected step: kept by --new-only, counted with the step's tests.
+    collector.add_marker(pytest.mark.step(parent.config.stash[_SELECTED_STEP]))
+    return collector
 
 
 def pytest_report_header(config: pytest.Config) -> str:
