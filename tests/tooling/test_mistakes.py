@@ -3,9 +3,10 @@
 A mistake is a patch ``tests/tooling/mistakes/NN_slug.patch``: three header lines
 (``# mistake:``, ``# test:``, ``# message:``), then a unified diff against the
 step folder (``a/npgrad/...``, ``b/npgrad/...``). The test copies step NN's
-``npgrad`` into a workspace, applies the patch with ``git apply``, runs the
-named test with ``--step NN --impl WORKSPACE`` and checks that it fails and that
-its output holds the message, so the lessons' catalogue of mistakes stays true.
+``npgrad`` and the scripts beside it (``train.py``) into a workspace, applies
+the patch with ``git apply``, runs the named test with ``--step NN --impl
+WORKSPACE`` and checks that it fails and that its output holds the message, so
+the lessons' catalogue of mistakes stays true.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ def read_mistake(path: Path) -> Mistake:
 
 
 def _apply(mistake: Mistake, workspace: Path) -> None:
-    shutil.copytree(step_dirs()[mistake.step] / "npgrad", workspace / "npgrad")
+    step = step_dirs()[mistake.step]
+    shutil.copytree(step / "npgrad", workspace / "npgrad")
+    for script in step.glob("*.py"):  # such as step 08's train.py, which a patch may change
+        shutil.copy2(script, workspace / script.name)
     applied = subprocess.run(
         ["git", "apply", "--unidiff-zero", str(mistake.path)],
         cwd=workspace,
