@@ -123,6 +123,21 @@ def test_assigning_a_non_tensor_to_a_buffer_name_raises() -> None:
         module.count = 1.0  # type: ignore[assignment]  # the point of the test
 
 
+def test_load_state_dict_checks_buffers_like_parameters_and_copies_nothing() -> None:
+    module = Stats()
+    before = module.state_dict()
+    state = {name: value + 1 for name, value in before.items()}
+    state["child.running_var"] = np.array([1.0, np.nan], dtype=np.float32)  # the last key
+    state["count"] = np.array([3], dtype=np.int64)
+    with pytest.raises(RuntimeError) as error:
+        module.load_state_dict(state)
+    message = str(error.value)
+    assert "dtype mismatch for 'count': the state has dtype int64, the model's buffer" in message
+    assert "non-finite values for 'child.running_var': 1 of 2" in message
+    for name, value in module.state_dict().items():
+        assert_array_equal(value, before[name], err_msg=name)
+
+
 def test_deleting_a_buffer_unregisters_it() -> None:
     module = Stats()
     del module.count

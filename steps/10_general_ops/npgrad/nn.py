@@ -148,35 +148,43 @@ class Module:
         return {name: param.array.copy() for name, param in self._all_named_parameters("", True)}
 
     def load_state_dict(self, state: Mapping[str, npt.ArrayLike | Tensor]) -> None:
-        """Copy ``state``'s values into the existing Parameters, in place.
+        """Copy ``state``'s values into the existing Parameters, in place, or none at all.
 
         The Parameters stay the same objects with the same arrays, so anything
         holding them (an optimiser) sees the new values. ``state`` needs exactly
-        the keys of ``state_dict()`` with the same shapes; otherwise nothing is
-        copied and a ``RuntimeError`` names every missing, unexpected and
-        mis-shaped key.
+        the keys of ``state_dict()``, with the same shapes, floating-point values
+        and no NaN or infinity (also none after conversion to the Parameter's
+        dtype). Every value is checked before any is copied: otherwise nothing is
+        copied and a ``RuntimeError`` names every missing, unexpected, mis-shaped,
+        mistyped and non-finite key. A ``state`` that is not a mapping is a
+        ``TypeError``.
         """
-        params = dict(self._all_named_parameters("", True))
-        values = {
-            name: value.array if isinstance(value, Tensor) else np.asarray(value)
-            for name, value in state.items()
-        }
-        problems = [f"missing key {name!r}" for name in params if name not in values]
-        problems += [f"unexpected key {name!r}" for name in values if name not in params]
-        problems += [
-            f"shape mismatch for {name!r}: the state has shape {values[name].shape}, "
-            f"the model's parameter has shape {param.shape}"
-            for name, param in params.items()
-            if name in values and values[name].shape != param.shape
-        ]
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"load_state_dict needs a mapping from names to arrays, such as "
+                f"model.state_dict() or a loaded .npz archive; got a {type(state).__name__}"
+            )
+        targets = dict(self._all_named_parameters("", True))
+        problems = [f"missing key {name!r}" for name in targets if name not in state]
+        problems += [f"unexpected key {name!r}" for name in state if name not in targets]
+        converted: dict[str, Arr] = {}
+        for name, target in targets.items():
+            if name in state:
+                value, value_problems = _checked_state_value(
+                    name, state[name], target, "parameter"
+                )
+                problems += value_problems
+                if value is not None:
+                    converted[name] = value
         if problems:
             raise RuntimeError(
                 f"cannot load the state into {type(self).__name__}:\n  "
                 + "\n  ".join(problems)
-                + "\nthe state must have exactly the keys and shapes of model.state_dict()"
+                + "\nthe state must have exactly the keys and shapes of model.state_dict(), "
+                "with finite floating-point values; nothing was loaded"
             )
-        for name, param in params.items():
-            np.copyto(param.array, values[name])
+        for name, target in targets.items():
+            np.copyto(target.array, converted[name])
 
     def extra_repr(self) -> str:
         """The settings shown inside the parentheses of ``repr``; none by default."""
@@ -194,6 +202,48 @@ class Module:
         if not child_lines and len(extra_lines) <= 1:
             return f"{name}({extra})"
         return f"{name}(\n  " + "\n  ".join(extra_lines + child_lines) + "\n)"
+
+
+def _checked_state_value(
+    name: str, value: object, target: Tensor, kind: str
+) -> tuple[Arr | None, list[str]]:
+    """``value`` as an array of ``target``'s dtype, or None and what is wrong with it.
+
+    ``kind`` names the target in messages ("parameter"). A floating-point target
+    takes floating-point values only: an integer, boolean, complex, string, date
+    or object array is not a saved state of it, and casting one would load
+    nonsense (or fail half-way). The converted values must be finite.
+    """
+    try:
+        array = value.array if isinstance(value, Tensor) else np.asarray(value)
+    except (TypeError, ValueError) as exc:  # a ragged list, for one
+        return None, [f"cannot read {name!r} as an array: {exc}"]
+    dtype = target.array.dtype
+    problems = []
+    if (dtype.kind == "f" and array.dtype.kind != "f") or not np.can_cast(
+        array.dtype, dtype, "same_kind"
+    ):
+        problems.append(
+            f"dtype mismatch for {name!r}: the state has dtype {array.dtype}, the model's "
+            f"{kind} has dtype {dtype}; give floating-point values"
+        )
+    if array.shape != target.shape:
+        problems.append(
+            f"shape mismatch for {name!r}: the state has shape {array.shape}, "
+            f"the model's {kind} has shape {target.shape}"
+        )
+    if problems:
+        return None, problems
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: refused
+        converted = array.astype(dtype)
+    if dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(converted)))
+        if bad:
+            return None, [
+                f"non-finite values for {name!r}: {bad} of {converted.size} entries are NaN "
+                f"or infinite as {dtype}; a model's state must be finite"
+            ]
+    return converted, []
 
 
 class Linear(Module):
