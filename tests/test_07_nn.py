@@ -364,7 +364,10 @@ BAD_LAST_VALUES: dict[str, tuple[object, str]] = {
         r"dtype mismatch for 'linear3\.bias'.*datetime64",
     ),
     "object": (np.array([None] * 10, dtype=object), r"dtype mismatch for 'linear3\.bias'.*object"),
-    "nan": (np.full(10, np.nan, dtype=np.float32), r"non-finite values for 'linear3\.bias': 10 of 10"),
+    "nan": (
+        np.full(10, np.nan, dtype=np.float32),
+        r"non-finite values for 'linear3\.bias': 10 of 10",
+    ),
     "inf": (np.array([np.inf] + [0.0] * 9), r"non-finite values for 'linear3\.bias': 1 of 10"),
     "too large for float32": (
         np.full(10, 1e39),

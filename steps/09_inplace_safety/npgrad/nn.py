@@ -170,9 +170,7 @@ class Module:
         converted: dict[str, Arr] = {}
         for name, target in targets.items():
             if name in state:
-                value, value_problems = _checked_state_value(
-                    name, state[name], target, "parameter"
-                )
+                value, value_problems = _checked_state_value(name, state[name], target, "parameter")
                 problems += value_problems
                 if value is not None:
                     converted[name] = value
