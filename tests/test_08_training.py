@@ -173,6 +173,27 @@ def test_sgd_rejects_an_empty_parameter_list() -> None:
         SGD([], lr=0.1)
 
 
+def test_sgd_of_a_single_tensor_raises_saying_what_to_pass() -> None:
+    p = param([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"single Tensor: pass model\.parameters\(\) or a list"):
+        SGD(p, lr=0.5)
+
+
+def test_sgd_of_something_that_is_not_a_tensor_raises_naming_its_position() -> None:
+    with pytest.raises(TypeError, match=r"got a ndarray at position 1"):
+        SGD([param([1.0]), np.ones(2)], lr=0.5)  # type: ignore[list-item]  # on purpose
+
+
+def test_sgd_warns_about_a_duplicate_and_updates_it_once_per_step() -> None:
+    p, q = param([1.0, 2.0]), param([3.0])
+    with pytest.warns(UserWarning, match=r"duplicate parameters \(1 repeated\)"):
+        optimizer = SGD([p, q, p], lr=0.5)
+    assert [id(x) for x in optimizer.params] == [id(p), id(q)]
+    p.grad = tensor([1.0, 1.0], dtype=np.float32)
+    optimizer.step()
+    assert_array_equal(p.array, [0.5, 1.5])  # one step of 0.5, not two
+
+
 @pytest.mark.parametrize("lr", [-0.1, math.nan, math.inf])
 def test_sgd_rejects_a_bad_learning_rate(lr: float) -> None:
     with pytest.raises(ValueError, match="learning rate must be a non-negative number"):
