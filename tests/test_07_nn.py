@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, assert_type
 
 import numpy as np
 import pytest
@@ -227,6 +227,33 @@ def test_calling_a_module_calls_forward() -> None:
             return x * 2
 
     assert_array_equal(Double()(Tensor(np.array([1.0, 2.0]))).array, [2.0, 4.0])
+
+
+class Masked(Module):
+    """A forward with a second positional argument and a keyword, as attention layers have."""
+
+    def forward(self, x: Tensor, scale: float = 1.0, *, mask: Tensor | None = None) -> Tensor:
+        out = x * scale
+        return out if mask is None else out * mask
+
+
+def test_calling_a_module_passes_every_argument_and_keyword_to_forward() -> None:
+    x, mask = Tensor(np.array([1.0, 2.0, 3.0])), Tensor(np.array([1.0, 0.0, 1.0]))
+    module = Masked()
+    assert_array_equal(module(x).array, [1.0, 2.0, 3.0])
+    assert_array_equal(module(x, 2.0).array, [2.0, 4.0, 6.0])
+    assert_array_equal(module(x, mask=mask).array, [1.0, 0.0, 3.0])
+    assert_array_equal(module(x, scale=3.0, mask=mask).array, [3.0, 0.0, 9.0])
+    # The call has forward's own signature for the type checker (mypy checks this file).
+    assert_type(module(x, 2.0, mask=mask), Tensor)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'weights'"):
+        module(x, weights=mask)  # type: ignore[call-arg]  # mypy catches it too
+
+
+def test_module_call_is_forward_bound_to_the_module() -> None:
+    module = Masked()
+    assert module.__call__ == module.forward
+    assert callable(module)
 
 
 def test_a_module_without_forward_raises_not_implemented() -> None:

@@ -9,7 +9,8 @@ the engine's operations, so it backpropagates like anything else.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -44,16 +45,48 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+Forward = TypeVar("Forward", bound=Callable[..., Tensor], covariant=True)
+
+
+class _HasForward(Protocol[Forward]):
+    """Anything with a ``forward`` method; ``Forward`` is its exact signature."""
+
+    @property
+    def forward(self) -> Forward: ...
+
+
+class _CallsForward:
+    """``Module.__call__``: ``module(*args, **kwargs)`` is ``module.forward(*args, **kwargs)``.
+
+    A descriptor rather than a method, for the type checker: reading
+    ``module.__call__`` gives the bound ``module.forward`` itself, so mypy checks
+    ``model(x, mask=m)`` against the subclass's own ``forward`` signature, where a
+    ``def __call__(self, *args: Any, **kwargs: Any)`` would accept anything. At
+    run time Python looks ``__call__`` up on the class and calls ``__get__``
+    just the same.
+    """
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> _CallsForward: ...
+    @overload
+    def __get__(self, instance: _HasForward[Forward], owner: type[Any]) -> Forward: ...
+    def __get__(
+        self, instance: _HasForward[Forward] | None, owner: type[Any]
+    ) -> Forward | _CallsForward:
+        return self if instance is None else instance.forward
+
+
 class Module:
     """The base class of layers and models.
 
     A subclass calls ``super().__init__()`` first, assigns its Parameters and
-    sub-Modules as attributes and defines ``forward``; calling the module calls
-    ``forward``. Each assignment of a Parameter or Module is also recorded, in
-    order, in ``_parameters`` or ``_modules``; the attribute itself is an
-    ordinary one. Assigning None to a registered name (``self.bias = None``)
-    keeps the name registered with no value; assigning anything else to it is
-    a ``TypeError``, since it would silently drop a weight from training.
+    sub-Modules as attributes and defines ``forward``; calling the module
+    calls ``forward`` with the same arguments (``model(x, mask=m)``). Each
+    assignment of a Parameter or Module is also recorded, in order, in
+    ``_parameters`` or ``_modules``; the attribute itself is an ordinary one.
+    Assigning None to a registered name (``self.bias = None``) keeps the name
+    registered with no value; assigning anything else to it is a
+    ``TypeError``, since it would silently drop a weight from training.
     """
 
     _parameters: dict[str, Parameter | None]
@@ -98,11 +131,15 @@ class Module:
         self._modules.pop(name, None)
         object.__delattr__(self, name)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.forward(x)
+    __call__ = _CallsForward()
 
-    def forward(self, x: Tensor) -> Tensor:
-        """The module's computation; every subclass defines its own."""
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        """The module's computation; every subclass defines its own.
+
+        Any positional and keyword arguments (``forward(self, x)``,
+        ``forward(self, x, mask=None)``), returning one Tensor. Calling the module
+        calls it with the same arguments.
+        """
         raise NotImplementedError(f"{type(self).__name__} must define forward(self, x)")
 
     def modules(self) -> Iterator[Module]:
