@@ -247,6 +247,15 @@ def test_conv2d_layer_is_reproducible_with_an_rng() -> None:
         assert_array_equal(value, second.state_dict()[name])
 
 
+def test_conv2d_layer_draws_its_weights_with_uniform_from_its_rng() -> None:
+    layer = Conv2d(2, 3, (3, 2), rng=np.random.default_rng(5))
+    rng, bound = np.random.default_rng(5), 1 / math.sqrt(2 * 3 * 2)
+    assert layer.bias is not None
+    expected = rng.uniform(-bound, bound, (3, 2, 3, 2)).astype(np.float32)
+    assert_array_equal(layer.weight.array, expected)
+    assert_array_equal(layer.bias.array, rng.uniform(-bound, bound, 3).astype(np.float32))
+
+
 def test_conv2d_layer_forward_is_conv2d() -> None:
     layer = Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0), rng=np.random.default_rng(0))
     x = Tensor(np.random.default_rng(1).normal(size=(2, 2, 7, 6)).astype(np.float32))

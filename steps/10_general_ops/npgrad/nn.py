@@ -311,11 +311,12 @@ class Linear(Module):
         self.out_features = out_features
         rng = np.random.default_rng() if rng is None else rng
         bound = 1 / math.sqrt(in_features)
-        weight = rng.uniform(-bound, bound, size=(out_features, in_features))
-        self.weight = Parameter(Tensor(weight.astype(np.float32)))
+        # Filled before it becomes a Parameter: initialising is not part of any graph.
+        weight = Tensor(np.empty((out_features, in_features), dtype=np.float32))
+        self.weight = Parameter(weight.uniform_(-bound, bound, rng=rng))
         if bias:
-            values = rng.uniform(-bound, bound, size=out_features)
-            self.bias = Parameter(Tensor(values.astype(np.float32)))
+            values = Tensor(np.empty(out_features, dtype=np.float32))
+            self.bias = Parameter(values.uniform_(-bound, bound, rng=rng))
         else:
             self.bias = None
 

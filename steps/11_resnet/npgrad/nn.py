@@ -411,11 +411,12 @@ class Linear(Module):
         self.out_features = out_features
         rng = np.random.default_rng() if rng is None else rng
         bound = 1 / math.sqrt(in_features)
-        weight = rng.uniform(-bound, bound, size=(out_features, in_features))
-        self.weight = Parameter(Tensor(weight.astype(np.float32)))
+        # Filled before it becomes a Parameter: initialising is not part of any graph.
+        weight = Tensor(np.empty((out_features, in_features), dtype=np.float32))
+        self.weight = Parameter(weight.uniform_(-bound, bound, rng=rng))
         if bias:
-            values = rng.uniform(-bound, bound, size=out_features)
-            self.bias = Parameter(Tensor(values.astype(np.float32)))
+            values = Tensor(np.empty(out_features, dtype=np.float32))
+            self.bias = Parameter(values.uniform_(-bound, bound, rng=rng))
         else:
             self.bias = None
 
@@ -595,10 +596,11 @@ class Conv2d(Module):
         rng = np.random.default_rng() if rng is None else rng
         bound = 1 / math.sqrt(in_channels * self.kernel_size[0] * self.kernel_size[1])
         shape = (out_channels, in_channels, *self.kernel_size)
-        self.weight = Parameter(Tensor(rng.uniform(-bound, bound, size=shape).astype(np.float32)))
+        weight = Tensor(np.empty(shape, dtype=np.float32))
+        self.weight = Parameter(weight.uniform_(-bound, bound, rng=rng))
         if bias:
-            values = rng.uniform(-bound, bound, size=out_channels)
-            self.bias = Parameter(Tensor(values.astype(np.float32)))
+            values = Tensor(np.empty(out_channels, dtype=np.float32))
+            self.bias = Parameter(values.uniform_(-bound, bound, rng=rng))
         else:
             self.bias = None
 
