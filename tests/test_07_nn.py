@@ -115,6 +115,14 @@ def test_a_parameter_has_no_instance_dict() -> None:
     assert not hasattr(p, "__dict__")
 
 
+@pytest.mark.parametrize("data", [np.ones(3), [1.0, 2.0], 3.0])
+def test_a_parameter_of_something_other_than_a_tensor_raises(data: object) -> None:
+    with pytest.raises(
+        TypeError, match=r"Parameter wraps a Tensor, got a \w+: write Parameter\(Tensor"
+    ):
+        Parameter(data)  # type: ignore[arg-type]  # not a Tensor, on purpose
+
+
 def test_a_parameter_of_integer_data_that_requires_grad_raises() -> None:
     with pytest.raises(TypeError, match=r"int64 data.*floating point first"):
         Parameter(Tensor(np.array([1, 2], dtype=np.int64)))
@@ -522,6 +530,13 @@ def test_linear_takes_any_number_of_leading_dimensions() -> None:
         out.sum().backward()
         assert x.grad is not None
         assert x.grad.shape == shape
+
+
+@pytest.mark.parametrize("data", [[[1.0, 2.0]], np.ones((1, 2), dtype=np.float32)])
+def test_linear_of_something_other_than_a_tensor_raises(data: object) -> None:
+    layer = Linear(2, 3)
+    with pytest.raises(TypeError, match=r"Linear takes a Tensor, got a (list|ndarray): wrap"):
+        layer(data)  # type: ignore[arg-type]  # not a Tensor, on purpose
 
 
 def test_linear_of_the_wrong_input_size_raises() -> None:

@@ -32,6 +32,11 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, tensor: Tensor, requires_grad: bool = True) -> None:
+        if not isinstance(tensor, Tensor):
+            raise TypeError(
+                f"Parameter wraps a Tensor, got a {type(tensor).__name__}: write "
+                "Parameter(Tensor(array)) (the Parameter then shares that array)"
+            )
         if requires_grad and tensor.array.dtype.kind in "biu":
             raise TypeError(
                 f"cannot make a Parameter that requires grad from {tensor.array.dtype} data: "
@@ -327,6 +332,11 @@ class Linear(Module):
         than two dimensions is flattened to (batch, in_features) and the result
         reshaped back.
         """
+        if not isinstance(x, Tensor):
+            raise TypeError(
+                f"Linear takes a Tensor, got a {type(x).__name__}: wrap the data first, "
+                "for example Tensor(np.array(data, dtype=np.float32))"
+            )
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"Linear(in_features={self.in_features}) needs an input of shape "
@@ -398,6 +408,11 @@ def cross_entropy(logits: Tensor, true_labels: Tensor | Arr) -> Tensor:
     the array, outside the graph: the loss does not depend on it, so it needs
     no gradient.
     """
+    if not isinstance(logits, Tensor):
+        raise TypeError(
+            f"cross_entropy needs the logits as a Tensor (a model's output), got a "
+            f"{type(logits).__name__}: wrap an array as Tensor(array) to differentiate it"
+        )
     labels = true_labels.array if isinstance(true_labels, Tensor) else np.asarray(true_labels)
     if logits.ndim != 2:
         raise ValueError(
