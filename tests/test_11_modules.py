@@ -342,6 +342,32 @@ def test_flatten_with_start_after_end_raises() -> None:
         Flatten(2, 1)(Tensor(np.ones((2, 3, 4))))
 
 
+@pytest.mark.parametrize(
+    ("shape", "start", "end", "expected"),
+    [((), 0, -1, (1,)), ((3,), 0, -1, (3,)), ((), -1, 0, (1,))],
+)
+def test_flatten_of_few_dimensions_is_pytorchs(
+    shape: tuple[int, ...], start: int, end: int, expected: tuple[int, ...]
+) -> None:
+    assert Flatten(start, end)(Tensor(np.ones(shape))).shape == expected
+
+
+@pytest.mark.parametrize(
+    ("shape", "start", "end", "pattern"),
+    [
+        ((), 1, -1, r"Flatten\(start_dim=1, end_dim=-1\) does not fit .* shape \(\).*\[-1, 0\]"),
+        ((3,), 1, -1, r"shape \(3,\): both must lie in \[-1, 0\]"),
+        ((2, 3), -3, -1, r"shape \(2, 3\): both must lie in \[-2, 1\]"),
+        ((2, 3), 0, 2, r"shape \(2, 3\): both must lie in \[-2, 1\]"),
+    ],
+)
+def test_flatten_of_a_dimension_the_input_lacks_raises(
+    shape: tuple[int, ...], start: int, end: int, pattern: str
+) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        Flatten(start, end)(Tensor(np.ones(shape)))
+
+
 # --- Sequential --------------------------------------------------------------------------------
 
 
@@ -368,6 +394,26 @@ def test_an_empty_sequential_returns_its_input() -> None:
     x = Tensor(np.ones(3))
     assert Sequential()(x) is x
     assert len(Sequential()) == 0
+
+
+def triple(v: Tensor) -> Tensor:
+    return v * 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "pattern"),
+    [
+        (ReLU, r"argument 1 is the class ReLU: pass an instance, ReLU\(\)"),
+        (lambda v: v * 100, r"argument 1 is the function <lambda>: a Module's forward can call"),
+        (triple, r"argument 1 is the function triple"),
+        (3, r"argument 1 is a int: pass Module instances"),
+    ],
+)
+def test_sequential_of_something_other_than_a_module_raises_naming_it(
+    extra: object, pattern: str
+) -> None:
+    with pytest.raises(TypeError, match=r"Sequential takes Modules, but " + pattern):
+        Sequential(Linear(2, 2), extra, ReLU())  # type: ignore[arg-type]  # on purpose
 
 
 def test_sequential_index_out_of_range_raises() -> None:

@@ -552,6 +552,10 @@ class Sequential(Module):
     def __init__(self, *modules: Module) -> None:
         super().__init__()
         for index, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(
+                    f"Sequential takes Modules, but argument {index} is {_describe(module)}"
+                )
             setattr(self, str(index), module)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -568,6 +572,19 @@ class Sequential(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return self.modules()
+
+
+def _describe(value: object) -> str:
+    """What ``value`` is, and what to pass instead, for ``Sequential``'s error."""
+    if isinstance(value, type) and issubclass(value, Module):
+        return f"the class {value.__name__}: pass an instance, {value.__name__}()"
+    if callable(value):
+        name = getattr(value, "__name__", type(value).__name__)
+        return (
+            f"the function {name}: a Module's forward can call it (a plain function has "
+            "no parameters to register)"
+        )
+    return f"a {type(value).__name__}: pass Module instances such as Linear(4, 2) or ReLU()"
 
 
 class Conv2d(Module):
@@ -595,9 +612,9 @@ class Conv2d(Module):
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.kernel_size: Pair = _pair(kernel_size)
-        self.stride: Pair = _pair(stride)
-        self.padding: Pair = _pair(padding)
+        self.kernel_size: Pair = _pair(kernel_size, "kernel_size")
+        self.stride: Pair = _pair(stride, "stride")
+        self.padding: Pair = _pair(padding, "padding")
         if min(in_channels, out_channels, *self.kernel_size, *self.stride) < 1:
             raise ValueError(
                 "Conv2d needs at least one input and output channel, and kernel sizes and "
@@ -762,8 +779,15 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        start = self.start_dim % x.ndim
-        end = self.end_dim % x.ndim
+        ndim = max(x.ndim, 1)  # as in PyTorch, a 0-d input counts as one dimension here
+        if not (-ndim <= self.start_dim < ndim and -ndim <= self.end_dim < ndim):
+            raise ValueError(
+                f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) does not fit an "
+                f"input of shape {x.shape}: both must lie in [{-ndim}, {ndim - 1}]; "
+                "Flatten(0) flattens everything"
+            )
+        start = self.start_dim % ndim
+        end = self.end_dim % ndim
         if start > end:
             raise ValueError(
                 f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}): the start comes "
