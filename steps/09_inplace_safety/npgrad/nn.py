@@ -80,6 +80,7 @@ class _CallsForward:
     def __get__(
         self, instance: _HasForward[Forward] | None, owner: type[Any]
     ) -> Forward | _CallsForward:
+        """``instance.forward``, bound; the descriptor itself when read from the class."""
         return self if instance is None else instance.forward
 
 
