@@ -523,6 +523,16 @@ def test_the_hand_written_zip_is_a_checkpoint(tmp_path: Path) -> None:
         assert_array_equal(value, source.state_dict()[name], err_msg=name)
 
 
+def test_a_compressed_or_fortran_ordered_checkpoint_loads_too(tmp_path: Path) -> None:
+    source, target = MLP(rng=np.random.default_rng(1)), MLP(rng=np.random.default_rng(2))
+    state = {name: np.asfortranarray(value) for name, value in source.state_dict().items()}
+    path = tmp_path / "compressed.npz"
+    np.savez_compressed(path, allow_pickle=False, **state)
+    train.load_checkpoint(target, path)
+    for name, value in target.state_dict().items():
+        assert_array_equal(value, source.state_dict()[name], err_msg=name)
+
+
 def test_an_inflating_member_is_refused_before_it_is_read(tmp_path: Path) -> None:
     model = MLP(rng=np.random.default_rng(0))
     before = model.state_dict()
