@@ -195,6 +195,11 @@ def test_labels_out_of_range_raise_naming_them() -> None:
         cross_entropy(logits, np.array([4, 0, -1]))
 
 
+def test_logits_that_are_not_a_tensor_raise() -> None:
+    with pytest.raises(TypeError, match=r"needs the logits as a Tensor .* got a ndarray"):
+        cross_entropy(np.zeros((2, 3)), np.array([0, 1]))  # type: ignore[arg-type]  # on purpose
+
+
 def test_logits_that_are_not_two_dimensional_raise() -> None:
     with pytest.raises(ValueError, match=r"logits of shape \(batch, classes\), got shape \(4,\)"):
         cross_entropy(Tensor(np.zeros(4)), np.array([0]))

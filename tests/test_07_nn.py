@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, assert_type
 
 import numpy as np
 import pytest
@@ -113,6 +113,14 @@ def test_parameter_repr() -> None:
 def test_a_parameter_has_no_instance_dict() -> None:
     p = Parameter(Tensor(np.array([1.0])))
     assert not hasattr(p, "__dict__")
+
+
+@pytest.mark.parametrize("data", [np.ones(3), [1.0, 2.0], 3.0])
+def test_a_parameter_of_something_other_than_a_tensor_raises(data: object) -> None:
+    with pytest.raises(
+        TypeError, match=r"Parameter wraps a Tensor, got a \w+: write Parameter\(Tensor"
+    ):
+        Parameter(data)  # type: ignore[arg-type]  # not a Tensor, on purpose
 
 
 def test_a_parameter_of_integer_data_that_requires_grad_raises() -> None:
@@ -230,6 +238,33 @@ def test_calling_a_module_calls_forward() -> None:
             return x * 2
 
     assert_array_equal(Double()(Tensor(np.array([1.0, 2.0]))).array, [2.0, 4.0])
+
+
+class Masked(Module):
+    """A forward with a second positional argument and a keyword, as attention layers have."""
+
+    def forward(self, x: Tensor, scale: float = 1.0, *, mask: Tensor | None = None) -> Tensor:
+        out = x * scale
+        return out if mask is None else out * mask
+
+
+def test_calling_a_module_passes_every_argument_and_keyword_to_forward() -> None:
+    x, mask = Tensor(np.array([1.0, 2.0, 3.0])), Tensor(np.array([1.0, 0.0, 1.0]))
+    module = Masked()
+    assert_array_equal(module(x).array, [1.0, 2.0, 3.0])
+    assert_array_equal(module(x, 2.0).array, [2.0, 4.0, 6.0])
+    assert_array_equal(module(x, mask=mask).array, [1.0, 0.0, 3.0])
+    assert_array_equal(module(x, scale=3.0, mask=mask).array, [3.0, 0.0, 9.0])
+    # The call has forward's own signature for the type checker (mypy checks this file).
+    assert_type(module(x, 2.0, mask=mask), Tensor)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'weights'"):
+        module(x, weights=mask)  # type: ignore[call-arg]  # mypy catches it too
+
+
+def test_module_call_is_forward_bound_to_the_module() -> None:
+    module = Masked()
+    assert module.__call__ == module.forward
+    assert callable(module)
 
 
 def test_a_module_without_forward_raises_not_implemented() -> None:
@@ -357,6 +392,70 @@ def test_load_state_dict_raises_for_each_kind_of_bad_key(change: str, pattern: s
         layer.load_state_dict(state)
 
 
+BAD_LAST_VALUES: dict[str, tuple[object, str]] = {
+    "int32": (np.arange(10, dtype=np.int32), r"dtype mismatch for 'linear3\.bias'.*int32"),
+    "bool": (np.ones(10, dtype=bool), r"dtype mismatch for 'linear3\.bias'.*bool"),
+    "complex": (np.ones(10, dtype=complex), r"dtype mismatch for 'linear3\.bias'.*complex128"),
+    "string": (np.array(["abc"] * 10), r"dtype mismatch for 'linear3\.bias'.*<U3"),
+    "datetime": (
+        np.array(["2024-01-01"] * 10, dtype="datetime64[D]"),
+        r"dtype mismatch for 'linear3\.bias'.*datetime64",
+    ),
+    "object": (np.array([None] * 10, dtype=object), r"dtype mismatch for 'linear3\.bias'.*object"),
+    "nan": (
+        np.full(10, np.nan, dtype=np.float32),
+        r"non-finite values for 'linear3\.bias': 10 of 10",
+    ),
+    "inf": (np.array([np.inf] + [0.0] * 9), r"non-finite values for 'linear3\.bias': 1 of 10"),
+    "too large for float32": (
+        np.full(10, 1e39),
+        r"non-finite values for 'linear3\.bias': 10 of 10 .* float32",
+    ),
+    "ragged": ([[1.0], [1.0, 2.0]], r"cannot read 'linear3\.bias' as an array"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_LAST_VALUES))
+def test_load_state_dict_with_a_bad_last_value_changes_nothing(kind: str) -> None:
+    value, pattern = BAD_LAST_VALUES[kind]
+    mlp = MLP(rng=np.random.default_rng(0))
+    before = mlp.state_dict()
+    state: dict[str, Any] = dict(MLP(rng=np.random.default_rng(1)).state_dict())
+    state["linear3.bias"] = value  # the last key: every other one is fine and differs
+    with pytest.raises(RuntimeError, match=pattern):
+        mlp.load_state_dict(state)
+    for name, array in mlp.state_dict().items():  # nothing was copied
+        assert_array_equal(array, before[name], err_msg=name)
+
+
+def test_load_state_dict_names_every_bad_value() -> None:
+    layer = Linear(2, 3)
+    state: dict[str, Any] = {
+        "weight": np.zeros((3, 2), dtype=np.int64),
+        "bias": np.array([0.0, np.nan, 1.0]),
+    }
+    with pytest.raises(RuntimeError, match=r"Linear") as error:
+        layer.load_state_dict(state)
+    message = str(error.value)
+    assert "dtype mismatch for 'weight': the state has dtype int64" in message
+    assert "non-finite values for 'bias': 1 of 3" in message
+
+
+def test_load_state_dict_accepts_float16_and_float64_values() -> None:
+    layer = Linear(2, 1)
+    layer.load_state_dict({"weight": np.array([[1.0, 2.0]], dtype=np.float16), "bias": [0.5]})
+    assert_array_equal(layer.weight.array, [[1.0, 2.0]])
+    assert layer.bias is not None
+    assert_array_equal(layer.bias.array, [0.5])
+
+
+def test_load_state_dict_of_something_other_than_a_mapping_raises_type_error() -> None:
+    layer = Linear(2, 1)
+    pairs = list(layer.state_dict().items())
+    with pytest.raises(TypeError, match=r"needs a mapping .* model\.state_dict\(\).*got a list"):
+        layer.load_state_dict(pairs)  # type: ignore[arg-type]  # a list of pairs, on purpose
+
+
 # --- Linear -----------------------------------------------------------------------------
 
 
@@ -434,6 +533,13 @@ def test_linear_takes_any_number_of_leading_dimensions() -> None:
         out.sum().backward()
         assert x.grad is not None
         assert x.grad.shape == shape
+
+
+@pytest.mark.parametrize("data", [[[1.0, 2.0]], np.ones((1, 2), dtype=np.float32)])
+def test_linear_of_something_other_than_a_tensor_raises(data: object) -> None:
+    layer = Linear(2, 3)
+    with pytest.raises(TypeError, match=r"Linear takes a Tensor, got a (list|ndarray): wrap"):
+        layer(data)  # type: ignore[arg-type]  # not a Tensor, on purpose
 
 
 def test_linear_of_the_wrong_input_size_raises() -> None:

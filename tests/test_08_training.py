@@ -9,12 +9,19 @@ tests read real MNIST, and only from the cache (CI fills it first); without it t
 and say how to fetch it.
 """
 
+import io
 import json
 import math
 import os
+import pickle
+import struct
 import subprocess
 import sys
+import tracemalloc
+import zipfile
+import zlib
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -179,6 +186,27 @@ def test_sgd_repr_shows_the_learning_rate_and_the_parameter_count() -> None:
 def test_sgd_rejects_an_empty_parameter_list() -> None:
     with pytest.raises(ValueError, match="empty parameter list"):
         SGD([], lr=0.1)
+
+
+def test_sgd_of_a_single_tensor_raises_saying_what_to_pass() -> None:
+    p = param([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"single Tensor: pass model\.parameters\(\) or a list"):
+        SGD(cast(Any, p), lr=0.5)  # a Tensor where a list belongs, on purpose
+
+
+def test_sgd_of_something_that_is_not_a_tensor_raises_naming_its_position() -> None:
+    with pytest.raises(TypeError, match=r"got a ndarray at position 1"):
+        SGD([param([1.0]), np.ones(2)], lr=0.5)  # type: ignore[list-item]  # on purpose
+
+
+def test_sgd_warns_about_a_duplicate_and_updates_it_once_per_step() -> None:
+    p, q = param([1.0, 2.0]), param([3.0])
+    with pytest.warns(UserWarning, match=r"duplicate parameters \(1 repeated\)"):
+        optimizer = SGD([p, q, p], lr=0.5)
+    assert [id(x) for x in optimizer.params] == [id(p), id(q)]
+    p.grad = tensor([1.0, 1.0], dtype=np.float32)
+    optimizer.step()
+    assert_array_equal(p.array, [0.5, 1.5])  # one step of 0.5, not two
 
 
 @pytest.mark.parametrize("lr", [-0.1, math.nan, math.inf])
@@ -450,6 +478,214 @@ def test_checkpoint_that_needs_pickle_is_refused(tmp_path: Path) -> None:
         train.load_checkpoint(model, path)
 
 
+def npy_bytes(array: npt.NDArray[np.generic]) -> bytes:
+    """``array`` as the bytes of an ``.npy`` file, as ``np.savez`` stores each member."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def npy_header(shape: tuple[int, ...], dtype: str) -> bytes:
+    """The header alone of an ``.npy`` file of ``shape`` and ``dtype``."""
+    buffer = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+ZipMember = tuple[str, int, bytes, int, int]  # name, method, stored bytes, CRC, inflated size
+
+
+def stored(name: str, content: bytes) -> ZipMember:
+    return (name, zipfile.ZIP_STORED, content, zlib.crc32(content), len(content))
+
+
+def write_zip(path: Path, members: list[ZipMember]) -> None:
+    """A zip archive written byte by byte, so a member's data can be anything we like."""
+    body, directory = bytearray(), bytearray()
+    date = (1 << 5) | 1  # 1 January 1980
+    for name, method, content, crc, size in members:
+        encoded = name.encode()
+        fields = (0, method, 0, date, crc, len(content), size, len(encoded))
+        # central directory: no extra field, comment or attributes; the local header's offset
+        directory += struct.pack(
+            "<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 0, 20, 0, *fields, 0, 0, 0, 0, 0, len(body)
+        )
+        directory += encoded
+        body += struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, *fields, 0) + encoded + content
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(directory), len(body), 0
+    )
+    path.write_bytes(bytes(body + directory + end))
+
+
+GIB = 1 << 30
+
+
+def inflating_member(name: str, header: bytes) -> ZipMember:
+    """A deflated member of about 1 MB that inflates to ``header`` and 1 GiB of zeros.
+
+    Built from one compressed MiB of zeros repeated: each piece ends in a full flush
+    (byte-aligned, no reference to earlier data), so the pieces join into one valid
+    stream. Its CRC is left 0: the member must be refused before anything reads it.
+    """
+    start = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = (
+        start.compress(header)
+        + start.flush(zlib.Z_FULL_FLUSH)
+        + (piece.compress(bytes(1 << 20)) + piece.flush(zlib.Z_FULL_FLUSH)) * 1024
+        + zlib.compressobj(9, zlib.DEFLATED, -15).flush()  # the final, empty block
+    )
+    return (name, zipfile.ZIP_DEFLATED, data, 0, len(header) + GIB)
+
+
+def checkpoint_members(model: Module) -> list[ZipMember]:
+    return [stored(f"{name}.npy", npy_bytes(value)) for name, value in model.state_dict().items()]
+
+
+def test_the_hand_written_zip_is_a_checkpoint(tmp_path: Path) -> None:
+    """The helpers above write what ``np.savez`` writes: it loads like a saved model."""
+    source, target = MLP(rng=np.random.default_rng(1)), MLP(rng=np.random.default_rng(2))
+    path = tmp_path / "by_hand.npz"
+    write_zip(path, checkpoint_members(source))
+    train.load_checkpoint(target, path)
+    for name, value in target.state_dict().items():
+        assert_array_equal(value, source.state_dict()[name], err_msg=name)
+
+
+def test_a_compressed_or_fortran_ordered_checkpoint_loads_too(tmp_path: Path) -> None:
+    source, target = MLP(rng=np.random.default_rng(1)), MLP(rng=np.random.default_rng(2))
+    state = {name: np.asfortranarray(value) for name, value in source.state_dict().items()}
+    path = tmp_path / "compressed.npz"
+    np.savez_compressed(path, allow_pickle=False, **state)
+    train.load_checkpoint(target, path)
+    for name, value in target.state_dict().items():
+        assert_array_equal(value, source.state_dict()[name], err_msg=name)
+
+
+def test_an_inflating_member_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    model = MLP(rng=np.random.default_rng(0))
+    before = model.state_dict()
+    path = tmp_path / "bomb.npz"
+    extra = inflating_member("extra.npy", npy_header((GIB // 8,), "<f8"))
+    write_zip(path, [*checkpoint_members(MLP(rng=np.random.default_rng(1))), extra])
+    assert path.stat().st_size < 2 * 2**20
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(RuntimeError, match=r"unexpected key 'extra'"):
+            train.load_checkpoint(model, path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"{peak} bytes allocated"
+    for name, value in model.state_dict().items():
+        assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_parameter_member_larger_than_its_header_is_refused_unread(tmp_path: Path) -> None:
+    model = MLP(rng=np.random.default_rng(0))
+    members = checkpoint_members(model)
+    members[-1] = inflating_member("linear3.bias.npy", npy_header((10,), "<f4"))
+    path = tmp_path / "bomb.npz"
+    write_zip(path, members)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            train.CheckpointError, match=r"'linear3\.bias\.npy' is 1073741952 bytes, but its header"
+        ):
+            train.load_checkpoint(model, path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"{peak} bytes allocated"
+
+
+def test_a_header_declaring_an_absurd_shape_is_refused_naming_it(tmp_path: Path) -> None:
+    model = MLP(rng=np.random.default_rng(0))
+    members = checkpoint_members(model)
+    members[0] = stored("linear1.weight.npy", npy_header((10**9, 10**9), "<f4") + bytes(16))
+    path = tmp_path / "absurd.npz"
+    write_zip(path, members)
+    with pytest.raises(
+        RuntimeError,
+        match=r"shape mismatch for 'linear1\.weight': the checkpoint has shape "
+        r"\(1000000000, 1000000000\), the model's has shape \(64, 784\)",
+    ):
+        train.load_checkpoint(model, path)
+
+
+@pytest.mark.parametrize("dtype", ["<i4", "|b1", "<c16", "<U3", "<M8[D]"])
+def test_a_checkpoint_of_non_float_values_is_refused_naming_them(
+    tmp_path: Path, dtype: str
+) -> None:
+    model = MLP(rng=np.random.default_rng(0))
+    state = model.state_dict()
+    state["linear3.bias"] = np.zeros(10, dtype=dtype)
+    path = tmp_path / "typed.npz"
+    np.savez(path, allow_pickle=False, **state)
+    with pytest.raises(RuntimeError, match=r"dtype mismatch for 'linear3\.bias'"):
+        train.load_checkpoint(model, path)
+
+
+def test_a_checkpoint_with_nan_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    model = MLP(rng=np.random.default_rng(0))
+    before = model.state_dict()
+    state = MLP(rng=np.random.default_rng(1)).state_dict()
+    state["linear3.bias"][4] = np.nan
+    path = tmp_path / "nan.npz"
+    np.savez(path, allow_pickle=False, **state)
+    with pytest.raises(RuntimeError, match=r"non-finite values for 'linear3\.bias': 1 of 10"):
+        train.load_checkpoint(model, path)
+    for name, value in model.state_dict().items():
+        assert_array_equal(value, before[name], err_msg=name)
+
+
+BAD_FILES = {
+    "empty": (b"", r"is empty, not an \.npz checkpoint"),
+    "pickle": (pickle.dumps({"linear1.weight": [1.0]}), r"is not an \.npz checkpoint"),
+    "text": (b"not an archive", r"is not an \.npz checkpoint"),
+    "npy": (npy_bytes(np.zeros(3)), r"holds a single \.npy array, not an \.npz archive"),
+    "truncated zip": (b"PK\x03\x04" + bytes(40), r"is not an \.npz checkpoint"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_a_file_that_is_no_checkpoint_is_refused_saying_why(tmp_path: Path, kind: str) -> None:
+    content, pattern = BAD_FILES[kind]
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(train.CheckpointError, match=pattern):
+        train.load_checkpoint(MLP(rng=np.random.default_rng(0)), path)
+
+
+def test_a_member_that_is_not_npy_is_refused(tmp_path: Path) -> None:
+    model = MLP(rng=np.random.default_rng(0))
+    members = checkpoint_members(model)
+    members[2] = stored("linear2.weight.npy", b"hello, world")
+    path = tmp_path / "odd.npz"
+    write_zip(path, members)
+    with pytest.raises(train.CheckpointError, match=r"'linear2\.weight\.npy' is not a plain \.npy"):
+        train.load_checkpoint(model, path)
+
+
+def test_a_member_whose_data_is_corrupt_is_refused(tmp_path: Path) -> None:
+    model = MLP(rng=np.random.default_rng(0))
+    members = checkpoint_members(model)
+    name, method, data, crc, size = members[1]
+    members[1] = (name, method, data[:-4] + b"\xff\xff\xff\xff", crc, size)  # CRC no longer fits
+    path = tmp_path / "corrupt.npz"
+    write_zip(path, members)
+    with pytest.raises(train.CheckpointError, match=r"damaged or unsupported zip archive"):
+        train.load_checkpoint(model, path)
+
+
+def test_a_missing_checkpoint_raises_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        train.load_checkpoint(MLP(rng=np.random.default_rng(0)), tmp_path / "nowhere.npz")
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -596,6 +832,43 @@ def test_command_resume_of_a_file_that_is_no_checkpoint_fails_clearly(
     status, _, err = run(capsys, synthetic, "--resume", str(path))
     assert status == 1
     assert f"error: cannot resume from {path}" in err
+
+
+def write_bad_checkpoint(path: Path, kind: str) -> None:
+    """A file ``--resume`` must refuse in one line: see ``test_command_resume_...``."""
+    model = MLP(rng=np.random.default_rng(0))
+    if kind in BAD_FILES:
+        path.write_bytes(BAD_FILES[kind][0])
+    elif kind == "absurd shape":
+        members = checkpoint_members(model)
+        members[0] = stored("linear1.weight.npy", npy_header((10**9, 10**9), "<f4") + bytes(16))
+        write_zip(path, members)
+    elif kind == "inflating member":
+        extra = inflating_member("extra.npy", npy_header((GIB // 8,), "<f8"))
+        write_zip(path, [*checkpoint_members(model), extra])
+    elif kind == "nan":
+        state = model.state_dict()
+        state["linear2.bias"][0] = np.nan
+        np.savez(path, allow_pickle=False, **state)
+    elif kind == "int32":
+        state = {k: v.astype(np.int32) for k, v in model.state_dict().items()}
+        np.savez(path, allow_pickle=False, **state)
+    # "missing": no file at all
+
+
+@pytest.mark.parametrize(
+    "kind", [*BAD_FILES, "absurd shape", "inflating member", "nan", "int32", "missing"]
+)
+def test_command_resume_of_a_bad_file_fails_in_one_line(
+    synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    path = tmp_path / "bad.npz"
+    write_bad_checkpoint(path, kind)
+    status, out, err = run(capsys, synthetic, "--resume", str(path))
+    assert status == 1
+    assert err.startswith(f"error: cannot resume from {path}: ")
+    assert err.count("\n") == 1, err
+    assert "epoch" not in out
 
 
 def test_command_limit_keeps_the_first_examples(

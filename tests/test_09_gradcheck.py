@@ -92,3 +92,29 @@ def test_gradcheck_passes_for_every_differentiable_operation(case: Case) -> None
 def test_the_cases_cover_every_registered_backward_function() -> None:
     missing, _ = unreached_backward_functions(CASES)
     assert not missing, f"no gradcheck case reaches: {missing}"
+
+
+def test_gradcheck_of_an_input_without_elements_passes_and_checks_the_others() -> None:
+    empty = Tensor(np.zeros((0, 3)), requires_grad=True)
+    full = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    assert gradcheck(lambda e: e * 2.0, [empty]) is True
+    assert gradcheck(lambda e, f: e.sum() + (f * f).sum(), [empty, full]) is True
+    assert empty.grad is None
+    assert full.grad is None
+
+    def cube(x: np.ndarray) -> np.ndarray:
+        result: np.ndarray = x**3
+        return result
+
+    def wrong_cube_back(grad_out: np.ndarray, out: np.ndarray, x: np.ndarray) -> np.ndarray:
+        result: np.ndarray = grad_out * x  # should be 3 x**2
+        return result
+
+    npgrad.BACK_FUNCS.add_back_func(cube, 0, wrong_cube_back)
+    with pytest.raises(npgrad.GradcheckError, match=r"input 1 at index \(0,\)"):
+        gradcheck(lambda e, f: e.sum() + npgrad.wrap_forward_fn(cube)(f), [empty, full])
+
+
+def test_gradcheck_of_an_output_without_elements_passes() -> None:
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    assert gradcheck(lambda v: v[np.array([], dtype=np.int64)], [x]) is True

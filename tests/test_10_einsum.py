@@ -193,6 +193,19 @@ def test_subscripts_that_do_not_fit_raise_a_value_error_saying_why(
         einsum(subscripts, *operands)
 
 
+@pytest.mark.parametrize("first", [0, ["ij->i"], b"ij->i", None])
+def test_subscripts_that_are_not_a_string_raise_a_type_error(first: object) -> None:
+    a = Tensor(np.ones((2, 2)))
+    with pytest.raises(TypeError, match=r"einsum takes the subscripts string first"):
+        einsum(first, a)  # type: ignore[arg-type]  # not a string, on purpose
+
+
+def test_operands_before_the_subscripts_raise_a_type_error_naming_the_tensor() -> None:
+    a = Tensor(np.ones((2, 2)))
+    with pytest.raises(TypeError, match=r"got a Tensor"):
+        einsum(a, "ij->i")  # type: ignore[arg-type]  # the arguments swapped, on purpose
+
+
 # --- random subscripts and shapes -----------------------------------------------------
 
 ALPHABET = "abcdAB"  # uppercase too: the implicit output sorts it first

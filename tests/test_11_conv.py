@@ -454,6 +454,64 @@ def test_pooling_of_bad_shapes_or_settings_raises(
         fn(Tensor(np.ones(shape)), **options)
 
 
+# Untyped aliases: the tests below pass what the annotations forbid, on purpose.
+untyped_conv2d: Callable[..., Tensor] = conv2d
+untyped_max_pool2d: Callable[..., Tensor] = max_pool2d
+untyped_avg_pool2d: Callable[..., Tensor] = avg_pool2d
+untyped_adaptive_avg_pool2d: Callable[..., Tensor] = adaptive_avg_pool2d
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (
+            lambda x, w: untyped_conv2d(x, w, stride=(1,)),
+            r"stride must be .* got \(1,\) of length 1",
+        ),
+        (lambda x, w: untyped_conv2d(x, w, padding=(1, 1, 1)), r"padding must be .* of length 3"),
+        (
+            lambda x, w: untyped_max_pool2d(x, (2,)),
+            r"kernel_size must be .* got \(2,\) of length 1",
+        ),
+        (lambda x, w: untyped_avg_pool2d(x, 2, stride=[1, 1, 1]), r"stride must be .* of length 3"),
+        (lambda x, w: untyped_avg_pool2d(x, 2, padding=()), r"padding must be .* of length 0"),
+        (lambda x, w: untyped_adaptive_avg_pool2d(x, (1,)), r"output_size must be .* of length 1"),
+    ],
+)
+def test_a_size_tuple_of_the_wrong_length_raises_naming_it(
+    call: Callable[[Tensor, Tensor], Tensor], pattern: str
+) -> None:
+    x, w = Tensor(np.ones((1, 1, 4, 4))), Tensor(np.ones((1, 1, 2, 2)))
+    with pytest.raises(ValueError, match=pattern):
+        call(x, w)
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (
+            lambda x, w: untyped_conv2d(x, w, stride=1.5),
+            r"stride must be an int or a pair .* got 1\.5",
+        ),
+        (lambda x, w: untyped_conv2d(x, w, padding=(1, "1")), r"padding must be .* got \(1, '1'\)"),
+        (lambda x, w: untyped_max_pool2d(x, None), r"kernel_size must be .* got None"),
+    ],
+)
+def test_a_size_that_is_not_an_int_raises_type_error(
+    call: Callable[[Tensor, Tensor], Tensor], pattern: str
+) -> None:
+    x, w = Tensor(np.ones((1, 1, 4, 4))), Tensor(np.ones((1, 1, 2, 2)))
+    with pytest.raises(TypeError, match=pattern):
+        call(x, w)
+
+
+def test_sizes_may_be_numpy_integers_or_lists() -> None:
+    x, w = Tensor(np.ones((1, 1, 4, 4))), Tensor(np.ones((1, 1, 2, 2)))
+    expected = conv2d(x, w, stride=2, padding=1).array
+    stride, padding = np.int64(2), [np.int32(1), 1]
+    assert_array_equal(untyped_conv2d(x, w, stride=stride, padding=padding).array, expected)
+
+
 # --- adaptive_avg_pool2d --------------------------------------------------------------------
 
 

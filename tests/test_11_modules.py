@@ -123,6 +123,21 @@ def test_assigning_a_non_tensor_to_a_buffer_name_raises() -> None:
         module.count = 1.0  # type: ignore[assignment]  # the point of the test
 
 
+def test_load_state_dict_checks_buffers_like_parameters_and_copies_nothing() -> None:
+    module = Stats()
+    before = module.state_dict()
+    state = {name: value + 1 for name, value in before.items()}
+    state["child.running_var"] = np.array([1.0, np.nan], dtype=np.float32)  # the last key
+    state["count"] = np.array([3], dtype=np.int64)
+    with pytest.raises(RuntimeError) as error:
+        module.load_state_dict(state)
+    message = str(error.value)
+    assert "dtype mismatch for 'count': the state has dtype int64, the model's buffer" in message
+    assert "non-finite values for 'child.running_var': 1 of 2" in message
+    for name, value in module.state_dict().items():
+        assert_array_equal(value, before[name], err_msg=name)
+
+
 def test_deleting_a_buffer_unregisters_it() -> None:
     module = Stats()
     del module.count
@@ -232,6 +247,15 @@ def test_conv2d_layer_is_reproducible_with_an_rng() -> None:
         assert_array_equal(value, second.state_dict()[name])
 
 
+def test_conv2d_layer_draws_its_weights_with_uniform_from_its_rng() -> None:
+    layer = Conv2d(2, 3, (3, 2), rng=np.random.default_rng(5))
+    rng, bound = np.random.default_rng(5), 1 / math.sqrt(2 * 3 * 2)
+    assert layer.bias is not None
+    expected = rng.uniform(-bound, bound, (3, 2, 3, 2)).astype(np.float32)
+    assert_array_equal(layer.weight.array, expected)
+    assert_array_equal(layer.bias.array, rng.uniform(-bound, bound, 3).astype(np.float32))
+
+
 def test_conv2d_layer_forward_is_conv2d() -> None:
     layer = Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0), rng=np.random.default_rng(0))
     x = Tensor(np.random.default_rng(1).normal(size=(2, 2, 7, 6)).astype(np.float32))
@@ -318,6 +342,32 @@ def test_flatten_with_start_after_end_raises() -> None:
         Flatten(2, 1)(Tensor(np.ones((2, 3, 4))))
 
 
+@pytest.mark.parametrize(
+    ("shape", "start", "end", "expected"),
+    [((), 0, -1, (1,)), ((3,), 0, -1, (3,)), ((), -1, 0, (1,))],
+)
+def test_flatten_of_few_dimensions_is_pytorchs(
+    shape: tuple[int, ...], start: int, end: int, expected: tuple[int, ...]
+) -> None:
+    assert Flatten(start, end)(Tensor(np.ones(shape))).shape == expected
+
+
+@pytest.mark.parametrize(
+    ("shape", "start", "end", "pattern"),
+    [
+        ((), 1, -1, r"Flatten\(start_dim=1, end_dim=-1\) does not fit .* shape \(\).*\[-1, 0\]"),
+        ((3,), 1, -1, r"shape \(3,\): both must lie in \[-1, 0\]"),
+        ((2, 3), -3, -1, r"shape \(2, 3\): both must lie in \[-2, 1\]"),
+        ((2, 3), 0, 2, r"shape \(2, 3\): both must lie in \[-2, 1\]"),
+    ],
+)
+def test_flatten_of_a_dimension_the_input_lacks_raises(
+    shape: tuple[int, ...], start: int, end: int, pattern: str
+) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        Flatten(start, end)(Tensor(np.ones(shape)))
+
+
 # --- Sequential --------------------------------------------------------------------------------
 
 
@@ -344,6 +394,26 @@ def test_an_empty_sequential_returns_its_input() -> None:
     x = Tensor(np.ones(3))
     assert Sequential()(x) is x
     assert len(Sequential()) == 0
+
+
+def triple(v: Tensor) -> Tensor:
+    return v * 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "pattern"),
+    [
+        (ReLU, r"argument 1 is the class ReLU: pass an instance, ReLU\(\)"),
+        (lambda v: v * 100, r"argument 1 is the function <lambda>: a Module's forward can call"),
+        (triple, r"argument 1 is the function triple"),
+        (3, r"argument 1 is a int: pass Module instances"),
+    ],
+)
+def test_sequential_of_something_other_than_a_module_raises_naming_it(
+    extra: object, pattern: str
+) -> None:
+    with pytest.raises(TypeError, match=r"Sequential takes Modules, but " + pattern):
+        Sequential(Linear(2, 2), extra, ReLU())  # type: ignore[arg-type]  # on purpose
 
 
 def test_sequential_index_out_of_range_raises() -> None:

@@ -12,6 +12,7 @@ defaults (no momentum, no weight decay). A training step reads::
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 
 from npgrad.grad_mode import NoGrad
@@ -22,12 +23,12 @@ class SGD:
     """Stochastic gradient descent: ``p = p - lr * p.grad`` for every parameter.
 
     ``params`` is any iterable of tensors (usually ``model.parameters()``); it
-    is read once, into a list, so a generator works. ``lr`` is the learning
-    rate, a non-negative number.
+    is read once, into a list, so a generator works (see
+    ``unique_parameters``). ``lr`` is the learning rate, a non-negative number.
     """
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
-        self.params = list(params)
+        self.params = unique_parameters(params)
         if not self.params:
             raise ValueError(
                 "SGD got an empty parameter list: pass model.parameters() of a model "
@@ -64,3 +65,40 @@ class SGD:
 
     def __repr__(self) -> str:
         return f"SGD(lr={self.lr}, {len(self.params)} parameters)"
+
+
+def unique_parameters(params: Iterable[Tensor]) -> list[Tensor]:
+    """``params`` as a list of Tensors, each once, in their first order.
+
+    A single Tensor is refused with ``TypeError``: it is iterable (over its
+    rows), so it would be taken for a list of parameters that are never
+    updated. So is anything in the list that is not a Tensor. A Tensor listed
+    twice would be updated twice per step; as PyTorch does, it is kept once
+    and a ``UserWarning`` says so.
+    """
+    if isinstance(params, Tensor):
+        raise TypeError(
+            "an optimiser takes an iterable of Tensors, got a single Tensor: pass "
+            "model.parameters() or a list such as [p]"
+        )
+    unique: list[Tensor] = []
+    seen: set[int] = set()
+    given = 0
+    for index, param in enumerate(params):
+        given += 1
+        if not isinstance(param, Tensor):
+            raise TypeError(
+                f"an optimiser's parameters must be Tensors, got a {type(param).__name__} at "
+                f"position {index}: pass model.parameters() or a list of Tensors"
+            )
+        if id(param) not in seen:
+            seen.add(id(param))
+            unique.append(param)
+    if len(unique) < given:
+        warnings.warn(
+            f"the optimiser got duplicate parameters ({given - len(unique)} repeated); "
+            "each parameter is kept once and updated once per step",
+            UserWarning,
+            stacklevel=3,
+        )
+    return unique

@@ -263,6 +263,37 @@ class Tensor:
     def add_(self, other: Tensor | float, alpha: float = 1.0) -> Tensor:
         return ops.add_(self, other, alpha)
 
+    def uniform_(
+        self, low: float = 0.0, high: float = 1.0, *, rng: np.random.Generator | None = None
+    ) -> Tensor:
+        """Fill the tensor with numbers drawn uniformly from ``[low, high)``, in place.
+
+        Returns the tensor, like ``torch.Tensor.uniform_``; ``rng`` (a NumPy
+        Generator, as ``Linear`` takes) plays the part of PyTorch's
+        ``generator``: pass one for reproducible values; without one, a fresh
+        ``np.random.default_rng()`` is used. The numbers are drawn in float64
+        and stored in the tensor's own dtype. Like ``add_``, it records
+        nothing. A tensor that is not floating point raises ``TypeError``; a
+        range that is not finite or has ``low > high`` raises ``ValueError``.
+        """
+        if self.array.dtype.kind != "f":
+            raise TypeError(
+                f"uniform_ fills floating-point tensors, this one holds {self.array.dtype}; "
+                "make a float tensor first (for example zeros(3, dtype=np.float32))"
+            )
+        if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+            raise ValueError(
+                f"uniform_ needs a finite range with low <= high, got low={low}, high={high}"
+            )
+        if not self.array.flags.writeable:
+            raise ValueError(
+                "uniform_ cannot write into this tensor: its array is read-only (an expanded "
+                "tensor repeats one element in many places); fill a copy instead"
+            )
+        rng = np.random.default_rng() if rng is None else rng
+        self.array[...] = rng.uniform(low, high, size=self.shape)
+        return self
+
 
 # What ``t[index]`` accepts: ints, slices, Ellipsis, None, integer (or boolean)
 # arrays, lists or Tensors, or a tuple of these. NumPy receives the same with

@@ -9,7 +9,8 @@ the engine's operations, so it backpropagates like anything else.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,11 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, tensor: Tensor, requires_grad: bool = True) -> None:
+        if not isinstance(tensor, Tensor):
+            raise TypeError(
+                f"Parameter wraps a Tensor, got a {type(tensor).__name__}: write "
+                "Parameter(Tensor(array)) (the Parameter then shares that array)"
+            )
         if requires_grad and tensor.array.dtype.kind in "biu":
             raise TypeError(
                 f"cannot make a Parameter that requires grad from {tensor.array.dtype} data: "
@@ -46,16 +52,49 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+Forward = TypeVar("Forward", bound=Callable[..., Tensor], covariant=True)
+
+
+class _HasForward(Protocol[Forward]):
+    """Anything with a ``forward`` method; ``Forward`` is its exact signature."""
+
+    @property
+    def forward(self) -> Forward: ...
+
+
+class _CallsForward:
+    """``Module.__call__``: ``module(*args, **kwargs)`` is ``module.forward(*args, **kwargs)``.
+
+    A descriptor rather than a method, for the type checker: reading
+    ``module.__call__`` gives the bound ``module.forward`` itself, so mypy checks
+    ``model(x, mask=m)`` against the subclass's own ``forward`` signature, where a
+    ``def __call__(self, *args: Any, **kwargs: Any)`` would accept anything. At
+    run time Python looks ``__call__`` up on the class and calls ``__get__``
+    just the same.
+    """
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> _CallsForward: ...
+    @overload
+    def __get__(self, instance: _HasForward[Forward], owner: type[Any]) -> Forward: ...
+    def __get__(
+        self, instance: _HasForward[Forward] | None, owner: type[Any]
+    ) -> Forward | _CallsForward:
+        """``instance.forward``, bound; the descriptor itself when read from the class."""
+        return self if instance is None else instance.forward
+
+
 class Module:
     """The base class of layers and models.
 
     A subclass calls ``super().__init__()`` first, assigns its Parameters and
-    sub-Modules as attributes and defines ``forward``; calling the module calls
-    ``forward``. Each assignment of a Parameter or Module is also recorded, in
-    order, in ``_parameters`` or ``_modules``; the attribute itself is an
-    ordinary one. Assigning None to a registered name (``self.bias = None``)
-    keeps the name registered with no value; assigning anything else to it is
-    a ``TypeError``, since it would silently drop a weight from training.
+    sub-Modules as attributes and defines ``forward``; calling the module
+    calls ``forward`` with the same arguments (``model(x, mask=m)``). Each
+    assignment of a Parameter or Module is also recorded, in order, in
+    ``_parameters`` or ``_modules``; the attribute itself is an ordinary one.
+    Assigning None to a registered name (``self.bias = None``) keeps the name
+    registered with no value; assigning anything else to it is a
+    ``TypeError``, since it would silently drop a weight from training.
     """
 
     _parameters: dict[str, Parameter | None]
@@ -100,11 +139,15 @@ class Module:
         self._modules.pop(name, None)
         object.__delattr__(self, name)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.forward(x)
+    __call__ = _CallsForward()
 
-    def forward(self, x: Tensor) -> Tensor:
-        """The module's computation; every subclass defines its own."""
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        """The module's computation; every subclass defines its own.
+
+        Any positional and keyword arguments (``forward(self, x)``,
+        ``forward(self, x, mask=None)``), returning one Tensor. Calling the module
+        calls it with the same arguments.
+        """
         raise NotImplementedError(f"{type(self).__name__} must define forward(self, x)")
 
     def modules(self) -> Iterator[Module]:
@@ -148,35 +191,41 @@ class Module:
         return {name: param.array.copy() for name, param in self._all_named_parameters("", True)}
 
     def load_state_dict(self, state: Mapping[str, npt.ArrayLike | Tensor]) -> None:
-        """Copy ``state``'s values into the existing Parameters, in place.
+        """Copy ``state``'s values into the existing Parameters, in place, or none at all.
 
         The Parameters stay the same objects with the same arrays, so anything
         holding them (an optimiser) sees the new values. ``state`` needs exactly
-        the keys of ``state_dict()`` with the same shapes; otherwise nothing is
-        copied and a ``RuntimeError`` names every missing, unexpected and
-        mis-shaped key.
+        the keys of ``state_dict()``, with the same shapes, floating-point values
+        and no NaN or infinity (also none after conversion to the Parameter's
+        dtype). Every value is checked before any is copied: otherwise nothing is
+        copied and a ``RuntimeError`` names every missing, unexpected, mis-shaped,
+        mistyped and non-finite key. A ``state`` that is not a mapping is a
+        ``TypeError``.
         """
-        params = dict(self._all_named_parameters("", True))
-        values = {
-            name: value.array if isinstance(value, Tensor) else np.asarray(value)
-            for name, value in state.items()
-        }
-        problems = [f"missing key {name!r}" for name in params if name not in values]
-        problems += [f"unexpected key {name!r}" for name in values if name not in params]
-        problems += [
-            f"shape mismatch for {name!r}: the state has shape {values[name].shape}, "
-            f"the model's parameter has shape {param.shape}"
-            for name, param in params.items()
-            if name in values and values[name].shape != param.shape
-        ]
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"load_state_dict needs a mapping from names to arrays, such as "
+                f"model.state_dict() or a loaded .npz archive; got a {type(state).__name__}"
+            )
+        targets = dict(self._all_named_parameters("", True))
+        problems = [f"missing key {name!r}" for name in targets if name not in state]
+        problems += [f"unexpected key {name!r}" for name in state if name not in targets]
+        converted: dict[str, Arr] = {}
+        for name, target in targets.items():
+            if name in state:
+                value, value_problems = _checked_state_value(name, state[name], target, "parameter")
+                problems += value_problems
+                if value is not None:
+                    converted[name] = value
         if problems:
             raise RuntimeError(
                 f"cannot load the state into {type(self).__name__}:\n  "
                 + "\n  ".join(problems)
-                + "\nthe state must have exactly the keys and shapes of model.state_dict()"
+                + "\nthe state must have exactly the keys and shapes of model.state_dict(), "
+                "with finite floating-point values; nothing was loaded"
             )
-        for name, param in params.items():
-            np.copyto(param.array, values[name])
+        for name, target in targets.items():
+            np.copyto(target.array, converted[name])
 
     def extra_repr(self) -> str:
         """The settings shown inside the parentheses of ``repr``; none by default."""
@@ -194,6 +243,48 @@ class Module:
         if not child_lines and len(extra_lines) <= 1:
             return f"{name}({extra})"
         return f"{name}(\n  " + "\n  ".join(extra_lines + child_lines) + "\n)"
+
+
+def _checked_state_value(
+    name: str, value: object, target: Tensor, kind: str
+) -> tuple[Arr | None, list[str]]:
+    """``value`` as an array of ``target``'s dtype, or None and what is wrong with it.
+
+    ``kind`` names the target in messages ("parameter"). A floating-point target
+    takes floating-point values only: an integer, boolean, complex, string, date
+    or object array is not a saved state of it, and casting one would load
+    nonsense (or fail half-way). The converted values must be finite.
+    """
+    try:
+        array = value.array if isinstance(value, Tensor) else np.asarray(value)
+    except (TypeError, ValueError) as exc:  # a ragged list, for one
+        return None, [f"cannot read {name!r} as an array: {exc}"]
+    dtype = target.array.dtype
+    problems = []
+    if (dtype.kind == "f" and array.dtype.kind != "f") or not np.can_cast(
+        array.dtype, dtype, "same_kind"
+    ):
+        problems.append(
+            f"dtype mismatch for {name!r}: the state has dtype {array.dtype}, the model's "
+            f"{kind} has dtype {dtype}; give floating-point values"
+        )
+    if array.shape != target.shape:
+        problems.append(
+            f"shape mismatch for {name!r}: the state has shape {array.shape}, "
+            f"the model's {kind} has shape {target.shape}"
+        )
+    if problems:
+        return None, problems
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: refused
+        converted = array.astype(dtype)
+    if dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(converted)))
+        if bad:
+            return None, [
+                f"non-finite values for {name!r}: {bad} of {converted.size} entries are NaN "
+                f"or infinite as {dtype}; a model's state must be finite"
+            ]
+    return converted, []
 
 
 class Linear(Module):
@@ -226,11 +317,12 @@ class Linear(Module):
         self.out_features = out_features
         rng = np.random.default_rng() if rng is None else rng
         bound = 1 / math.sqrt(in_features)
-        weight = rng.uniform(-bound, bound, size=(out_features, in_features))
-        self.weight = Parameter(Tensor(weight.astype(np.float32)))
+        # Filled before it becomes a Parameter: initialising is not part of any graph.
+        weight = Tensor(np.empty((out_features, in_features), dtype=np.float32))
+        self.weight = Parameter(weight.uniform_(-bound, bound, rng=rng))
         if bias:
-            values = rng.uniform(-bound, bound, size=out_features)
-            self.bias = Parameter(Tensor(values.astype(np.float32)))
+            values = Tensor(np.empty(out_features, dtype=np.float32))
+            self.bias = Parameter(values.uniform_(-bound, bound, rng=rng))
         else:
             self.bias = None
 
@@ -241,6 +333,11 @@ class Linear(Module):
         than two dimensions is flattened to (batch, in_features) and the result
         reshaped back.
         """
+        if not isinstance(x, Tensor):
+            raise TypeError(
+                f"Linear takes a Tensor, got a {type(x).__name__}: wrap the data first, "
+                "for example Tensor(np.array(data, dtype=np.float32))"
+            )
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"Linear(in_features={self.in_features}) needs an input of shape "
@@ -312,6 +409,11 @@ def cross_entropy(logits: Tensor, true_labels: Tensor | Arr) -> Tensor:
     the array, outside the graph: the loss does not depend on it, so it needs
     no gradient.
     """
+    if not isinstance(logits, Tensor):
+        raise TypeError(
+            f"cross_entropy needs the logits as a Tensor (a model's output), got a "
+            f"{type(logits).__name__}: wrap an array as Tensor(array) to differentiate it"
+        )
     labels = true_labels.array if isinstance(true_labels, Tensor) else np.asarray(true_labels)
     if logits.ndim != 2:
         raise ValueError(

@@ -414,6 +414,11 @@ def einsum(subscripts: str, *operands: Tensor) -> Tensor:
     (``einsum_back``) serves them all. Shapes: one letter per dimension of
     each operand; the result has one dimension per output letter.
     """
+    if not isinstance(subscripts, str):
+        raise TypeError(
+            f"einsum takes the subscripts string first, as in einsum('ij,jk->ik', a, b); got "
+            f"a {type(subscripts).__name__} (NumPy's form with integer lists is not supported)"
+        )
     return _einsum_forward(subscripts, *operands)
 
 

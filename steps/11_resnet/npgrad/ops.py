@@ -433,6 +433,11 @@ def einsum(subscripts: str, *operands: Tensor) -> Tensor:
     (``einsum_back``) serves them all. Shapes: one letter per dimension of
     each operand; the result has one dimension per output letter.
     """
+    if not isinstance(subscripts, str):
+        raise TypeError(
+            f"einsum takes the subscripts string first, as in einsum('ij,jk->ik', a, b); got "
+            f"a {type(subscripts).__name__} (NumPy's form with integer lists is not supported)"
+        )
     return _einsum_forward(subscripts, *operands)
 
 
@@ -563,12 +568,29 @@ greater_equal: _Comparison = wrap_forward_fn(np.greater_equal, is_differentiable
 # --- step 11: convolution, pooling and batch normalisation --------------------------------
 
 
-def _pair(value: int | tuple[int, int]) -> Pair:
-    """``3`` as ``(3, 3)``; a pair stays as it is (height first, then width)."""
-    if isinstance(value, int):
-        return value, value
-    height, width = value
-    return height, width
+def _pair(value: int | tuple[int, int], name: str = "size") -> Pair:
+    """``3`` as ``(3, 3)``; a pair stays as it is (height first, then width).
+
+    ``name`` names the argument in errors: anything but an int or a pair of ints
+    raises ``TypeError``, a tuple or list of another length ``ValueError``.
+    """
+    if isinstance(value, tuple | list):
+        if len(value) != 2:
+            raise ValueError(
+                f"{name} must be an int or a pair (height, width), got {value!r} of length "
+                f"{len(value)}; for the same value in both directions pass one int"
+            )
+        height, width = (_index(item, name, value) for item in value)
+        return height, width
+    size = _index(value, name, value)
+    return size, size
+
+
+def _index(item: object, name: str, value: object) -> int:
+    """``item`` as an int (a NumPy integer too; not a bool or a float), or ``TypeError``."""
+    if isinstance(item, int | np.integer) and not isinstance(item, bool):
+        return int(item)
+    raise TypeError(f"{name} must be an int or a pair (height, width) of ints, got {value!r}")
 
 
 def _check_images(name: str, x: Arr) -> None:
@@ -618,7 +640,7 @@ def _check_pool_window(name: str, x: Arr, kernel_size: Pair, stride: Pair, paddi
 
 def _pool_stride(kernel_size: Pair, stride: int | tuple[int, int] | None) -> Pair:
     """The stride of a pooling window: the kernel size unless given, as in PyTorch."""
-    return kernel_size if stride is None else _pair(stride)
+    return kernel_size if stride is None else _pair(stride, "stride")
 
 
 def _conv2d(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pair) -> Arr:
@@ -673,7 +695,8 @@ def conv2d(
     result (N, O, OH, OW) with ``OH = (H + 2 * padding - kh) // stride + 1``. An int
     ``stride`` or ``padding`` applies to both height and width.
     """
-    return _conv2d_forward(x, weight, bias, _pair(stride), _pair(padding))
+    stride_pair, padding_pair = _pair(stride, "stride"), _pair(padding, "padding")
+    return _conv2d_forward(x, weight, bias, stride_pair, padding_pair)
 
 
 def _max_pool2d(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
@@ -699,8 +722,9 @@ def max_pool2d(
 
     Shapes: ``x`` (N, C, H, W); the result (N, C, OH, OW).
     """
-    kernel = _pair(kernel_size)
-    return _max_pool2d_forward(x, kernel, _pool_stride(kernel, stride), _pair(padding))
+    kernel = _pair(kernel_size, "kernel_size")
+    padding_pair = _pair(padding, "padding")
+    return _max_pool2d_forward(x, kernel, _pool_stride(kernel, stride), padding_pair)
 
 
 def _avg_pool2d(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
@@ -727,8 +751,9 @@ def avg_pool2d(
 
     Shapes: ``x`` (N, C, H, W); the result (N, C, OH, OW).
     """
-    kernel = _pair(kernel_size)
-    return _avg_pool2d_forward(x, kernel, _pool_stride(kernel, stride), _pair(padding))
+    kernel = _pair(kernel_size, "kernel_size")
+    padding_pair = _pair(padding, "padding")
+    return _avg_pool2d_forward(x, kernel, _pool_stride(kernel, stride), padding_pair)
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int, int]) -> Tensor:
@@ -743,7 +768,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int, int]) -> Tensor
     """
     _check_images("adaptive_avg_pool2d", x.array)
     height, width = x.shape[2], x.shape[3]
-    oh, ow = _pair(output_size)
+    oh, ow = _pair(output_size, "output_size")
     if oh < 1 or ow < 1 or height % oh or width % ow:
         raise ValueError(
             f"adaptive_avg_pool2d: output size {(oh, ow)} must divide the image size "

@@ -13,6 +13,7 @@ defaults of 0 it is plain ``p -= lr * p.grad``. A training step reads::
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 
 from npgrad.arrays import Arr
@@ -34,7 +35,8 @@ class SGD:
     ``buf`` is the momentum buffer, one per parameter, kept between steps: a
     running, decaying sum of past gradients, so steps keep going in a consistent
     direction. ``params`` is any iterable of tensors (usually
-    ``model.parameters()``); it is read once, into a list, so a generator works.
+    ``model.parameters()``); it is read once, into a list, so a generator works
+    (see ``unique_parameters``).
     Every number must be non-negative; Nesterov momentum needs a momentum and
     zero dampening, as in PyTorch. The defaults give plain SGD,
     ``p = p - lr * p.grad``.
@@ -49,7 +51,7 @@ class SGD:
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ) -> None:
-        self.params: list[Tensor] = list(params)
+        self.params: list[Tensor] = unique_parameters(params)
         if not self.params:
             raise ValueError(
                 "SGD got an empty parameter list: pass model.parameters() of a model "
@@ -128,3 +130,40 @@ class SGD:
             if value != default
         )
         return f"SGD(lr={self.lr}{settings}, {len(self.params)} parameters)"
+
+
+def unique_parameters(params: Iterable[Tensor]) -> list[Tensor]:
+    """``params`` as a list of Tensors, each once, in their first order.
+
+    A single Tensor is refused with ``TypeError``: it is iterable (over its
+    rows), so it would be taken for a list of parameters that are never
+    updated. So is anything in the list that is not a Tensor. A Tensor listed
+    twice would be updated twice per step; as PyTorch does, it is kept once
+    and a ``UserWarning`` says so.
+    """
+    if isinstance(params, Tensor):
+        raise TypeError(
+            "an optimiser takes an iterable of Tensors, got a single Tensor: pass "
+            "model.parameters() or a list such as [p]"
+        )
+    unique: list[Tensor] = []
+    seen: set[int] = set()
+    given = 0
+    for index, param in enumerate(params):
+        given += 1
+        if not isinstance(param, Tensor):
+            raise TypeError(
+                f"an optimiser's parameters must be Tensors, got a {type(param).__name__} at "
+                f"position {index}: pass model.parameters() or a list of Tensors"
+            )
+        if id(param) not in seen:
+            seen.add(id(param))
+            unique.append(param)
+    if len(unique) < given:
+        warnings.warn(
+            f"the optimiser got duplicate parameters ({given - len(unique)} repeated); "
+            "each parameter is kept once and updated once per step",
+            UserWarning,
+            stacklevel=3,
+        )
+    return unique
