@@ -37,6 +37,12 @@ def relu_in_place(a: Tensor) -> Tensor:
     return npgrad.relu(a * 1.0, inplace=True)
 
 
+def uniform_over_a_result(a: Tensor) -> Tensor:
+    x = a * 1.0
+    x.uniform_(rng=np.random.default_rng(0))  # the same numbers at every call
+    return x * a
+
+
 def add_through_a_view(a: Tensor, b: Tensor) -> Tensor:
     x = a * 1.0
     x[0:2].add_(b)  # the base's history gains write_through_view
@@ -72,6 +78,7 @@ CASES = [
     Case("add_", add_in_place, lambda r: [signed(r, (2, 3)), signed(r, (3,))]),
     Case("relu(inplace=True)", relu_in_place, lambda r: [signed(r, (2, 3))]),
     Case("relu", lambda a: npgrad.relu(a), lambda r: [signed(r, (2, 3))]),
+    Case("uniform_", uniform_over_a_result, lambda r: [signed(r, (2, 3))]),
     Case("add_ through a view", add_through_a_view, lambda r: [signed(r, (3, 2)), signed(r, (2,))]),
     Case(
         "a view read after its base changed",

@@ -249,9 +249,12 @@ def test_sgd_step_bumps_versions_so_a_stale_graph_cannot_backpropagate() -> None
     x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     loss = layer(x).sum()
     loss.backward()
+    initialised = layer.weight._version  # filling the weights in place counted too
     SGD(list(layer.parameters()), lr=0.1).step()
-    assert layer.weight._version == 1
-    with pytest.raises(InplaceError, match=r"version 1, expected version 0"):
+    assert layer.weight._version == initialised + 1
+    with pytest.raises(
+        InplaceError, match=rf"version {initialised + 1}, expected version {initialised}"
+    ):
         loss.backward()
 
 
@@ -451,3 +454,26 @@ def test_every_registered_backward_function_declares_what_it_reads() -> None:
         if in_package(forward) and BACK_FUNCS.reads(forward, position).args is None
     ]
     assert not undeclared, f"declare reads=... when registering: {undeclared}"
+
+
+# --- uniform_ is an in-place operation like the others ---------------------------------
+
+
+def test_uniform_in_place_bumps_the_version_and_refuses_a_leaf_that_requires_grad() -> None:
+    a = leaf([1.0, 2.0])
+    with pytest.raises(RuntimeError, match=r"uniform_: a leaf tensor that requires grad"):
+        a.uniform_(rng=np.random.default_rng(0))
+    with no_grad():
+        a.uniform_(rng=np.random.default_rng(0))  # an initialisation, as Linear's
+    assert a._version == 1
+
+
+def test_uniform_in_place_on_a_result_cuts_the_gradient_and_is_caught_when_saved() -> None:
+    a = leaf([1.0, 2.0])
+    x = a * 1.0
+    y = x * x  # multiply saves x
+    x.uniform_(rng=np.random.default_rng(0))
+    (x + a).sum().backward()  # the overwritten values no longer depend on a
+    assert_array_equal(grad_of(a), [1.0, 1.0])
+    with pytest.raises(InplaceError, match=r"of multiply"):
+        y.sum().backward()

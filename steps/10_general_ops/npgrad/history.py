@@ -92,9 +92,7 @@ def check_inplace_allowed(x: Tensor, operation: str) -> None:
         )
 
 
-def record_inplace(
-    x: Tensor, operation: str, func: Callable[..., Arr], *args: Tensor | float
-) -> Tensor:
+def record_inplace(x: Tensor, operation: str, func: Callable[..., Arr], *args: object) -> Tensor:
     """Run ``func(x.array, *args)``, which writes its result into ``x``'s array, and return ``x``.
 
     Bumps the version of ``x``'s memory, so a recipe that saved the old values

@@ -320,6 +320,29 @@ BACK_FUNCS.add_back_func(_add_scaled, 0, add_scaled_back0, reads=())
 BACK_FUNCS.add_back_func(_add_scaled, 1, add_scaled_back1, reads=())
 
 
+def overwrite(x: Tensor, values: Arr, operation: str) -> Tensor:
+    """Write ``values`` over every element of ``x``, as the in-place operation ``operation``.
+
+    Recorded like ``add_``; the gradient for ``x``'s old values is zero, since
+    none of them is left (``uniform_`` is built on it).
+    """
+    return history.record_inplace(x, operation, _overwrite, values)
+
+
+def _overwrite(x: Arr, values: Arr) -> Arr:
+    """``x`` with ``values`` written over it, in place; ``x`` is returned."""
+    x[...] = values
+    return x
+
+
+def overwrite_back(grad_out: Arr, out: Arr, x: Arr, values: Arr) -> Arr:
+    """Gradient with respect to the overwritten ``x``: zeros, its values are gone."""
+    return np.zeros(x.shape, dtype=grad_out.dtype)
+
+
+BACK_FUNCS.add_back_func(_overwrite, 0, overwrite_back, reads=())
+
+
 maximum: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.maximum)
 BACK_FUNCS.add_back_func(np.maximum, 0, maximum_back0, reads=(0, 1))
 BACK_FUNCS.add_back_func(np.maximum, 1, maximum_back1, reads=(0, 1))

@@ -274,9 +274,12 @@ class Tensor:
         Generator, as ``Linear`` takes) plays the part of PyTorch's
         ``generator``: pass one for reproducible values; without one, a fresh
         ``np.random.default_rng()`` is used. The numbers are drawn in float64
-        and stored in the tensor's own dtype. Like ``add_``, it records
-        nothing. A tensor that is not floating point raises ``TypeError``; a
-        range that is not finite or has ``low > high`` raises ``ValueError``.
+        and stored in the tensor's own dtype. Like every in-place operation it
+        bumps the version and refuses a leaf that requires grad while tracking;
+        on a tensor in the graph it is recorded, and no gradient flows back
+        through it (the old values are gone). A tensor that is not floating
+        point raises ``TypeError``; a range that is not finite or has
+        ``low > high`` raises ``ValueError``.
         """
         if self.array.dtype.kind != "f":
             raise TypeError(
@@ -293,8 +296,7 @@ class Tensor:
                 "tensor repeats one element in many places); fill a copy instead"
             )
         rng = np.random.default_rng() if rng is None else rng
-        self.array[...] = rng.uniform(low, high, size=self.shape)
-        return self
+        return ops.overwrite(self, rng.uniform(low, high, size=self.shape), "uniform_")
 
     def where(self, condition: Tensor | Arr, other: Tensor | float) -> Tensor:
         """``where(condition, self, other)``: this tensor where ``condition`` holds."""
