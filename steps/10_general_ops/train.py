@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from npgrad import MLP, SGD, Module, Tensor, cross_entropy, no_grad
 from npgrad.arrays import Arr
-from shared.data import DATASETS, DatasetError, batches, load_dataset, normalise
+from shared.data import DATASETS, DatasetError, batches, load_dataset, normalised_splits
 from shared.graph import GraphvizNotFoundError, check_drawable, draw
 
 Images = npt.NDArray[np.float32]
@@ -311,13 +311,13 @@ def prepare(dataset: str, data_dir: Path | None, limit: int | None) -> PreparedD
     Raises ``DatasetError`` (from ``shared.data``) when the files cannot be obtained.
     """
     ds = load_dataset(dataset, data_dir)
-    keep = slice(None) if limit is None else slice(0, limit)
+    x_train, y_train, x_test, y_test = normalised_splits(ds, (28 * 28,), limit=limit)
     return PreparedData(
-        train_images=normalise(ds.train_images[keep], ds.mean, ds.std, flatten=True),
-        train_labels=ds.train_labels[keep],
-        test_images=normalise(ds.test_images[keep], ds.mean, ds.std, flatten=True),
-        test_labels=ds.test_labels[keep],
-        raw_test_images=ds.test_images[keep],
+        train_images=x_train,
+        train_labels=y_train,
+        test_images=x_test,
+        test_labels=y_test,
+        raw_test_images=ds.test_images[:limit],
         classes=ds.classes,
         title=DATASETS[ds.name].title,
     )
