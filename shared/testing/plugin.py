@@ -205,9 +205,9 @@ def describe_import_error(error: BaseException, package: Path) -> str:
         where = f"{error.filename}:{error.lineno}"
         return f"{where}: {type(error).__name__}: {error.msg}"
     frames = traceback.extract_tb(error.__traceback__)
-    inside = [frame for frame in frames if Path(frame.filename).is_relative_to(package)]
-    frame = (inside or frames or [None])[-1]
-    where = f"{frame.filename}:{frame.lineno}: " if frame is not None else ""
+    # The learner's line: the last frame inside the package (else the last of all).
+    inside = [frame for frame in frames if Path(frame.filename).is_relative_to(package)] or frames
+    where = f"{inside[-1].filename}:{inside[-1].lineno}: " if inside else ""
     return f"{where}{type(error).__name__}: {error}"
 
 
