@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from shared.steps import step_dir, step_dirs
 from shared.tools.lesson import (
+    LessonExercise,
     choose_exercise,
     lesson_exercises,
     missing_tests,
@@ -232,6 +233,26 @@ def pytest_sessionstart_import_package(session: pytest.Session) -> None:
         ) from None
 
 
+@pytest.hookimpl(tryfirst=True, specname="pytest_sessionstart")
+def pytest_sessionstart_check_exercise(session: pytest.Session) -> None:
+    """An unknown or ambiguous ``--exercise`` name: one line saying what is valid."""
+    config = session.config
+    if config.getoption("tooling") or not config.getoption("exercise"):
+        return
+    _chosen_exercises(config)
+
+
+def _chosen_exercises(config: pytest.Config) -> list[LessonExercise]:
+    step = config.stash[_SELECTED_STEP]
+    exercises = lesson_exercises(step)
+    if not exercises:
+        raise pytest.UsageError(f"--exercise: {readme_path(step)} has no Exercises table")
+    try:
+        return [choose_exercise(exercises, name, step) for name in config.getoption("exercise")]
+    except LookupError as error:
+        raise pytest.UsageError(f"--exercise: {error}") from None
+
+
 @pytest.hookimpl(tryfirst=True, specname="pytest_collection_modifyitems")
 def pytest_collection_modifyitems_exercise(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``--exercise NAME``: keep the tests that the README's row for NAME lists.
@@ -244,13 +265,8 @@ def pytest_collection_modifyitems_exercise(config: pytest.Config, items: list[py
         return
     step = config.stash[_SELECTED_STEP]
     exercises = lesson_exercises(step)
+    chosen = _chosen_exercises(config)
     readme = readme_path(step)
-    if not exercises:
-        raise pytest.UsageError(f"--exercise: {readme} has no Exercises table")
-    try:
-        chosen = [choose_exercise(exercises, name, step) for name in wanted]
-    except LookupError as error:
-        raise pytest.UsageError(f"--exercise: {error}") from None
     collected = [_collected_test(config, item) for item in items]
     if missing := missing_tests(step, exercises, collected):
         raise pytest.UsageError(
