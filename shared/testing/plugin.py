@@ -3,8 +3,11 @@
 ``pytest --step NN`` puts ``steps/NN_*`` first on ``sys.path`` and runs every
 test introduced at step NN or earlier; ``--impl DIR`` tests the ``npgrad``
 package in ``DIR`` (a learner's workspace) with the same selection, and
-``--new-only`` keeps only the tests introduced exactly at step NN. A test
-declares its step with ``pytest.mark.step(N)`` (usually once per module, as
+``--new-only`` keeps only the tests introduced exactly at step NN;
+``--exercise NAME`` keeps only the tests that the step README's Exercises
+table lists for one exercise (and fails when the table names a test that does
+not exist). A package that does not import is reported in one line naming the
+file and line. A test declares its step with ``pytest.mark.step(N)`` (usually once per module, as
 ``pytestmark``); ``step(N, last=M)`` retires a test after step M, for the few
 names a later lesson replaces. A test that declares no step is a collection
 error. ``pytest --tooling`` runs the tooling tests instead, which drive every
@@ -21,6 +24,7 @@ repository root), not when a run names test files.
 import ast
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -28,6 +32,14 @@ from hypothesis import HealthCheck, Phase, settings
 
 from shared.steps import REPO_ROOT, shown, step_dir, step_dirs
 from shared.testing.readme_doctest import ReadmeFile
+from shared.tools.lesson import (
+    LessonExercise,
+    choose_exercise,
+    lesson_exercises,
+    missing_tests,
+    readme_path,
+    select_tests,
+)
 
 _SELECTED_STEP = pytest.StashKey[int]()
 _README = pytest.StashKey[Path]()
@@ -54,6 +66,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="keep only the tests introduced exactly at the selected step (a learner's exercises)",
+    )
+    group.addoption(
+        "--exercise",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="keep only the tests the step README's Exercises table lists for exercise NAME "
+        "(its number, or a function name in its Implement column; a unique prefix will do); "
+        "may be repeated",
     )
     group.addoption(
         "--tooling",
@@ -209,3 +230,97 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
     items[:] = selected
+
+
+# --- one exercise at a time, and a package that does not import --------------------------
+
+
+def describe_import_error(error: BaseException, package: Path) -> str:
+    """``FILE:LINE: Type: message`` for the place in ``package`` where importing it failed."""
+    if isinstance(error, SyntaxError) and error.filename:
+        where = f"{error.filename}:{error.lineno}"
+        return f"{where}: {type(error).__name__}: {error.msg}"
+    frames = traceback.extract_tb(error.__traceback__)
+    # The learner's line: the last frame inside the package (else the last of all).
+    inside = [frame for frame in frames if Path(frame.filename).is_relative_to(package)] or frames
+    where = f"{inside[-1].filename}:{inside[-1].lineno}: " if inside else ""
+    return f"{where}{type(error).__name__}: {error}"
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_sessionstart")
+def pytest_sessionstart_import_package(session: pytest.Session) -> None:
+    """Import the package under test first: if it fails, one line says where, and pytest stops.
+
+    Otherwise every test module would report the same traceback as a collection
+    error, or the report header an INTERNALERROR.
+    """
+    config = session.config
+    if config.getoption("tooling"):
+        return
+    impl: Path | None = config.getoption("impl")
+    package = impl.resolve() if impl is not None else step_dir(config.stash[_SELECTED_STEP])
+    try:
+        import npgrad  # noqa: F401
+    except Exception as error:
+        raise pytest.UsageError(
+            f"npgrad in {package} does not import: "
+            f"{describe_import_error(error, package / 'npgrad')}"
+        ) from None
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_sessionstart")
+def pytest_sessionstart_check_exercise(session: pytest.Session) -> None:
+    """An unknown or ambiguous ``--exercise`` name: one line saying what is valid."""
+    config = session.config
+    if config.getoption("tooling") or not config.getoption("exercise"):
+        return
+    _chosen_exercises(config)
+
+
+def _chosen_exercises(config: pytest.Config) -> list[LessonExercise]:
+    step = config.stash[_SELECTED_STEP]
+    exercises = lesson_exercises(step)
+    if not exercises:
+        raise pytest.UsageError(f"--exercise: {readme_path(step)} has no Exercises table")
+    try:
+        return [choose_exercise(exercises, name, step) for name in config.getoption("exercise")]
+    except LookupError as error:
+        raise pytest.UsageError(f"--exercise: {error}") from None
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_exercise(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--exercise NAME``: keep the tests that the README's row for NAME lists.
+
+    Every test the whole table names must have been collected, so that the
+    lesson and the tests cannot drift apart.
+    """
+    wanted: list[str] = config.getoption("exercise")
+    if config.getoption("tooling") or not wanted:
+        return
+    step = config.stash[_SELECTED_STEP]
+    exercises = lesson_exercises(step)
+    chosen = _chosen_exercises(config)
+    readme = readme_path(step)
+    collected = [_collected_test(config, item) for item in items]
+    if missing := missing_tests(step, exercises, collected):
+        raise pytest.UsageError(
+            f"--exercise: the Exercises table of {readme} names tests that were not collected "
+            f"(fix the table or the tests): {'; '.join(missing)}"
+        )
+    keep = select_tests(step, chosen, collected)
+    deselected = [item for item, kept in zip(items, keep, strict=True) if not kept]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+    items[:] = [item for item, kept in zip(items, keep, strict=True) if kept]
+
+
+def _collected_test(config: pytest.Config, item: pytest.Item) -> tuple[str, str, str | None]:
+    """A test as the Exercises table names it: module, function, parametrization id."""
+    try:
+        module = item.path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        module = item.path.as_posix()
+    callspec = getattr(item, "callspec", None)
+    function = getattr(item, "originalname", item.name)
+    return module, function, callspec.id if callspec is not None else None

@@ -3,7 +3,9 @@
 ``python -m shared.tools.diff NN`` (``nox -s diff-NN``) prints a summary (each
 file added, removed or changed, with its added and removed line counts), then
 the whole change as a unified diff in the style of ``diff -ruN``: an added file
-appears as a diff from ``/dev/null``, so its full text is shown. Caches such as
+appears as a diff from ``/dev/null``, so its full text is shown. The code comes
+first (Python files, then any other file), the README's change last, so the
+lesson's prose does not push the code off the screen. Caches such as
 ``__pycache__`` are ignored.
 """
 
@@ -40,11 +42,17 @@ def _read_lines(path: Path) -> list[str] | None:
         return None
 
 
+def display_order(path: str) -> tuple[int, str]:
+    """Where a file's change is shown: Python code, then other files, then Markdown."""
+    suffix = Path(path).suffix
+    return (0 if suffix == ".py" else 2 if suffix == ".md" else 1, path)
+
+
 def compare_folders(before: Path, after: Path) -> list[FileChange]:
-    """Every file that differs between two step folders, in path order."""
+    """Every file that differs between two step folders: code first, the README last."""
     old_files, new_files = set(step_files(before)), set(step_files(after))
     changes: list[FileChange] = []
-    for path in sorted(old_files | new_files):
+    for path in sorted(old_files | new_files, key=display_order):
         old_path, new_path = before / path, after / path
         old_lines = _read_lines(old_path) if path in old_files else []
         new_lines = _read_lines(new_path) if path in new_files else []

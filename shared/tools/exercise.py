@@ -1,6 +1,6 @@
 """A learner's workspace: step NN with the code the lesson adds replaced by ``raise``.
 
-``python -m shared.tools.exercise NN DIR [--force]`` (``nox -s exercise-NN -- DIR``)
+``nox -s exercise-NN -- DIR [--force]`` (``python -m shared.tools.exercise NN DIR``)
 copies step NN's ``npgrad`` package into ``DIR`` and replaces the body of every
 function and method that is new or changed since the previous step with
 ``raise NotImplementedError("step NN: implement <qualname> (<file>)")``. What
@@ -17,14 +17,28 @@ so there are no markers to maintain. The rules:
   workspace would not import. When such a function returns a nested function
   (a closure factory such as ``wrap_forward_fn``), the nested function is the
   exercise instead; otherwise its body is given and the workspace README says so.
+- Private helpers (a name part that starts with ``_`` and is not a dunder, such
+  as ``_parents``) are given, unless the step README's Exercises table names
+  them (``sum`` (``_sum``)).
 - A stubbed method keeps the attribute declarations mypy needs: each
   ``self.x: T = ...`` (or ``self.x = param`` of an annotated parameter) that
   no other code of the class assigns becomes ``self.x: T`` before the
   ``raise``, so the workspace still passes ``mypy --strict``.
 
-``--restore [QUALNAME ...]`` puts the solution's bodies back (all of them, or
-the named exercises): a learner can give up on one exercise, and the tooling
-tests prove that the stubs replaced exactly the bodies.
+The exercises come in the lesson's order: by the row of the README's
+Exercises table that names each (see ``shared.tools.lesson``), then what the
+table does not name, in dependency order. The workspace README lists them
+with the row's number (for ``nox -s test-NN -- --impl DIR --exercise N``) and
+repeats the lesson's Hints.
+
+``--restore [NAME ...]`` (``nox -s exercise-NN -- DIR --restore NAME``) puts the
+solution's bodies back: all of them, or the named exercises, each named in
+full (``Tensor.backward``), by its last part (``backward``), by a prefix only
+one exercise has, or by the lesson's exercise number (all of its functions).
+An unknown or ambiguous name is an error that lists the valid ones. A learner
+can give up on one exercise, and the tooling tests prove that the stubs
+replaced exactly the bodies. Through nox, the learner's own Python needs no
+NumPy (the planner imports the solution).
 """
 
 from __future__ import annotations
@@ -36,10 +50,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shared.steps import STEPS_DIR, previous_step_dir, step_dir
+from shared.tools.lesson import LessonExercise, lesson_exercises, lesson_hints, short_name
 from shared.tools.source import (
     IGNORED_NAMES,
     FunctionNode,
@@ -68,6 +83,7 @@ class Exercise:
     qualname: str
     summary: str
     line: int
+    lesson: int | None = None  # the row of the README's Exercises table that asks for it
 
     @property
     def message(self) -> str:
@@ -94,6 +110,7 @@ class Plan:
     previous: Path | None
     exercises: tuple[Exercise, ...]
     given: tuple[Given, ...]
+    lesson: tuple[LessonExercise, ...] = ()  # the README's Exercises table
 
 
 # Run in a fresh interpreter: records (file, co_qualname) of every function of
@@ -282,12 +299,76 @@ def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
                 exercises += inner_exercises
             else:
                 given.append(Given(path, qualname, node.lineno, "runs while the package imports"))
+    lesson = lesson_exercises(step, steps_dir)
+    named = {name for row in lesson for name in row.names}
+    for exercise in list(exercises):
+        if is_private(exercise.qualname) and not named & set(aliases(exercise.qualname)):
+            exercises.remove(exercise)
+            given.append(Given(exercise.path, exercise.qualname, exercise.line, PRIVATE_REASON))
     # In dependency order: modules in the order they finish importing (a module
     # finishes after those it needs), then in source order within a module.
     rank = {path: index for index, path in enumerate(trace.finished)}
     exercises.sort(key=lambda e: (rank.get(e.path, len(rank)), e.path, e.line))
     given.sort(key=lambda g: (rank.get(g.path, len(rank)), g.path, g.line))
-    return Plan(step, folder, previous, tuple(exercises), tuple(given))
+    # Then in the lesson's order: by the row of the README's table that names
+    # each, and within a row in the order it names them; what no row names
+    # comes last.
+    placed = [(lesson_place(exercise.qualname, lesson), exercise) for exercise in exercises]
+    placed.sort(key=lambda item: item[0])
+    ordered = [
+        replace(exercise, lesson=lesson[row].number if row < len(lesson) else None)
+        for (row, _), exercise in placed
+    ]
+    return Plan(step, folder, previous, tuple(ordered), tuple(given), tuple(lesson))
+
+
+PRIVATE_REASON = "a private helper; the lesson does not ask for it"
+
+
+def is_private(qualname: str) -> bool:
+    """A name the lesson does not teach: some part starts with ``_`` and is no dunder."""
+    return any(
+        part.startswith("_") and not part.endswith("__")
+        for part in qualname.split(".")
+        if part != "<locals>"
+    )
+
+
+def aliases(qualname: str) -> list[str]:
+    """The names that call a function: in full, without ``<locals>``, by its last part.
+
+    A nested function is also called by the function that returns it:
+    ``wrap_forward_fn`` for ``wrap_forward_fn.<locals>.wrapped``.
+    """
+    parts = [part for part in qualname.split(".") if part != "<locals>"]
+    found = [qualname, ".".join(parts), parts[-1]]
+    if "<locals>" in qualname:
+        found.append(qualname.partition(".<locals>")[0])
+    return list(dict.fromkeys(found))
+
+
+def lesson_place(qualname: str, lesson: Sequence[LessonExercise]) -> tuple[int, int]:
+    """(row, position in the row) of the table's best mention of a function; last if none.
+
+    A name written in full beats the last part alone (``__repr__`` for
+    ``Tensor.__repr__``), which beats a class or function that contains it
+    (``Module`` for ``Module.train``); the first row wins a tie.
+    """
+    best: tuple[int, int, int] | None = None  # (-strength, row, position)
+    full = qualname.replace(".<locals>", "")
+    for row, exercise in enumerate(lesson):
+        for position, name in enumerate(exercise.names):
+            if name == full:
+                strength = 3
+            elif "." not in name and short_name(full) == name:
+                strength = 2
+            elif full.startswith(name + "."):
+                strength = 1
+            else:
+                continue
+            candidate = (-strength, row, position)
+            best = candidate if best is None else min(best, candidate)
+    return (len(lesson), 0) if best is None else (best[1], best[2])
 
 
 # --- rewriting bodies -------------------------------------------------------------------
@@ -491,18 +572,81 @@ def restore(
     return chosen
 
 
+def resolve_names(plan: Plan, names: Iterable[str]) -> list[str]:
+    """The exercises (qualified names) that names given on the command line mean.
+
+    A name is an exercise's qualified name (``Tensor.backward``), its last part
+    (``backward``), a prefix of either that only one exercise has, or the
+    number of a row of the lesson's Exercises table (every stub of that row).
+    An unknown or ambiguous name raises ``LookupError`` listing the valid ones.
+    """
+    qualnames = [exercise.qualname for exercise in plan.exercises]
+    chosen: list[str] = []
+    for name in names:
+        if name.isdigit():
+            row = [e.qualname for e in plan.exercises if e.lesson == int(name)]
+            if not row:
+                numbers = sorted({e.lesson for e in plan.exercises if e.lesson is not None})
+                raise LookupError(
+                    f"the lesson's exercise {name} has no stub in the step {plan.step:02d} "
+                    f"workspace; the exercises with stubs are {', '.join(map(str, numbers))}"
+                )
+            chosen += row
+            continue
+        found = [q for q in qualnames if name in aliases(q)] or [
+            q for q in qualnames if any(alias.startswith(name) for alias in aliases(q))
+        ]
+        if len(found) > 1:
+            raise LookupError(
+                f"{name!r} is ambiguous at step {plan.step:02d}: it could be "
+                f"{', '.join(found)}; give more of the name"
+            )
+        if not found:
+            numbers = sorted({e.lesson for e in plan.exercises if e.lesson is not None})
+            by_number = f", or a lesson exercise number ({', '.join(map(str, numbers))})"
+            raise LookupError(
+                f"{name!r} is not an exercise of step {plan.step:02d}; choose one of: "
+                f"{', '.join(qualnames)} (or its last part, a unique prefix"
+                f"{by_number if numbers else ''})"
+            )
+        chosen += found
+    return list(dict.fromkeys(chosen))
+
+
 def workspace_readme(plan: Plan, dest: Path) -> str:
-    """The workspace's README: the exercises in order and how to test them."""
+    """The workspace's README: the exercises in the lesson's order, its hints, how to test."""
     number = f"{plan.step:02d}"
     name = plan.folder.name
     since = f"since {plan.previous.name}" if plan.previous is not None else "(the first step)"
     rows = "\n".join(
-        f"| {index} | `{e.path}` | `{e.qualname}` | {e.summary or '(no docstring)'} |"
-        for index, e in enumerate(plan.exercises, start=1)
+        f"| {e.lesson if e.lesson is not None else '-'} | `{e.qualname}` | `{e.path}` "
+        f"| {e.summary or '(no docstring)'} |"
+        for e in plan.exercises
     )
     given = (
         "\n".join(f"- `{g.qualname}` (`{g.path}`): given: {g.reason}." for g in plan.given)
         or "- nothing: every new or changed function is an exercise."
+    )
+    if plan.lesson:
+        one_by_one = "\n".join(
+            f"nox -s test-{number} -- --impl {dest} --exercise {row.number}"
+            f"   # {_brief(row.implement)}"
+            for row in plan.lesson
+        )
+        one_at_a_time = f"""One exercise at a time (the tests the lesson's table lists for it; a
+function name from its Implement column works too, such as `--exercise {_example(plan)}`):
+
+```sh
+{one_by_one}
+```
+"""
+    else:
+        one_at_a_time = ""
+    hints = lesson_hints(plan.step, plan.folder.parent)
+    hints_section = (
+        f"## Hints (from the lesson)\n\n{hints}\n"
+        if hints
+        else "## Hints\n\nThe lesson has no hints for this step.\n"
     )
     return f"""# Workspace for step {number}: {name}
 
@@ -512,8 +656,11 @@ method that is new or changed {since} replaced by
 Signatures, type annotations and docstrings are kept. Read the lesson first:
 `steps/{name}/README.md`.
 
-## Exercises, in order
-| # | File | Implement | What it does |
+## Exercises, in the lesson's order
+The first column is the exercise's number in the lesson's Exercises table
+(`-`: new code the table does not list).
+
+| Exercise | Implement | File | What it does |
 |---|---|---|---|
 {rows}
 
@@ -523,23 +670,53 @@ Signatures, type annotations and docstrings are kept. Read the lesson first:
 A function that runs while `import npgrad` executes (a registration, a
 constructor of a module-level object) cannot be stubbed, or the package would
 not import; its body is given. When such a function returns a nested function
-(a closure factory), the nested function is the exercise instead.
-`@overload` signatures and bodies that are only `...` (Protocol methods) are
-never exercises.
+(a closure factory), the nested function is the exercise instead. Private
+helpers (names that start with `_`) are given unless the lesson's table asks
+for them. `@overload` signatures and bodies that are only `...` (Protocol
+methods) are never exercises.
 
 ## Test your work
-From the repository root:
+From the repository root (nox installs NumPy and pytest into one environment
+that every step's sessions share):
+
+{one_at_a_time}
+Then everything:
 
 ```sh
 nox -s test-{number} -- --impl {dest} --new-only   # only the tests step {number} adds
 nox -s test-{number} -- --impl {dest}              # every test of steps 01-{number}
 ```
 
-Then compare with the solution: `diff -ru {dest}/npgrad steps/{name}/npgrad`
-(or `nox -s diff-{number}` for what the lesson changed). Stuck on one exercise?
-`python -m shared.tools.exercise {number} {dest} --restore <name>` puts the
-solution of that one function back.
-"""
+A syntax or import error in the workspace is reported as one line naming the
+file and line. Compare with the solution: `diff -ru {dest}/npgrad steps/{name}/npgrad`
+(or `nox -s diff-{number}` for what the lesson changed). Stuck on one function?
+`nox -s exercise-{number} -- {dest} --restore NAME` puts the solution of that
+function back. NAME is a name from the table (`{_example(plan, short=False)}`),
+its last part (`{_example(plan)}`), a prefix only one exercise has, or the
+lesson's exercise number (all of its functions); `--restore` alone puts back
+every one. Through nox, your own Python needs neither NumPy nor pytest.
+
+{hints_section}"""
+
+
+def _brief(text: str, width: int = 60) -> str:
+    plain = " ".join(text.replace("`", "").split())
+    return plain if len(plain) <= width else plain[: width - 3].rstrip() + "..."
+
+
+def _example(plan: Plan, short: bool = True) -> str:
+    """A name that picks one exercise, for the README's examples: a method's if possible."""
+    methods = [e for e in plan.exercises if "." in e.qualname and "<locals>" not in e.qualname]
+    for exercise in methods + list(plan.exercises):
+        if not short:
+            return exercise.qualname
+        name = aliases(exercise.qualname)[-1]
+        try:
+            if resolve_names(plan, [name]) == [exercise.qualname]:
+                return name
+        except LookupError:
+            continue
+    return plan.exercises[0].qualname if plan.exercises else "NAME"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -560,13 +737,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="*",
         metavar="NAME",
         default=None,
-        help="instead, put the solution back into DIR: every exercise, or the named ones",
+        help="instead, put the solution back into DIR: every exercise, or the named ones "
+        "(a full name such as Tensor.backward, a short one such as backward, a unique "
+        "prefix, or the lesson's exercise number for all of its functions)",
     )
     args = parser.parse_args(argv)
     dest: Path = args.dir.expanduser().resolve()
     try:
         if args.restore is not None:
-            restored = restore(dest, args.step, args.restore or None)
+            plan = plan_exercises(args.step)
+            names = resolve_names(plan, args.restore) if args.restore else None
+            restored = restore(dest, args.step, names, plan=plan)
             print(f"restored {len(restored)} function(s) in {dest}:")
             for exercise in restored:
                 print(f"  {exercise.path}: {exercise.qualname}")
@@ -579,11 +760,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote the step {args.step:02d} workspace to {dest}: {len(plan.exercises)} exercises")
-    for index, exercise in enumerate(plan.exercises, start=1):
-        print(f"  {index:2d}. {exercise.path}: {exercise.qualname}")
+    for exercise in plan.exercises:
+        number = "-" if exercise.lesson is None else exercise.lesson
+        print(f"  {number:>2}. {exercise.path}: {exercise.qualname}")
     for item in plan.given:
         print(f"  given: {item.path}: {item.qualname} ({item.reason})")
-    print(f"read {dest / 'README.md'}, then: nox -s test-{args.step:02d} -- --impl {dest}")
+    first = f" --exercise {plan.lesson[0].number}" if plan.lesson else ""
+    print(f"read {dest / 'README.md'}, then: nox -s test-{args.step:02d} -- --impl {dest}{first}")
     return 0
 
 

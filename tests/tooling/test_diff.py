@@ -39,9 +39,21 @@ def test_diff_of_every_step_prints_a_summary_then_the_diff(step: int) -> None:
         ), change.path
     assert "__pycache__" not in result.stdout
     assert f"+++ steps/{after.name}/" in result.stdout
+    # The code first, the README last: in the summary and in the diff.
+    shown = [line.split()[1] for line in lines[1 : len(changes) + 1]]
+    assert shown == [change.path for change in changes]
+    headers = [line for line in lines if line.startswith(("+++ ", "--- "))]
+    assert headers, result.stdout[:2000]
+    if "README.md" in shown:
+        assert shown[-1] == "README.md", shown
+        assert "README.md" in headers[-1], headers[-2:]
+    python_files = [i for i, path in enumerate(shown) if path.endswith(".py")]
+    assert python_files == list(range(len(python_files))), shown
 
 
-def test_diff_counts_added_removed_and_changed_files(tmp_path: Path) -> None:
+def test_diff_counts_added_removed_and_changed_files_code_first_readme_last(
+    tmp_path: Path,
+) -> None:
     before, after = tmp_path / "01_a", tmp_path / "02_b"
     for folder in (before, after):
         (folder / "__pycache__").mkdir(parents=True)
@@ -51,8 +63,13 @@ def test_diff_counts_added_removed_and_changed_files(tmp_path: Path) -> None:
     (before / "edit.py").write_text("one\ntwo\nthree\n")
     (after / "edit.py").write_text("one\n2\nthree\nfour\n")
     (after / "new.py").write_text("c = 3\n")
+    (before / "README.md").write_text("# Lesson\n")
+    (after / "README.md").write_text("# Lesson, better\n")
+    (after / "data.txt").write_text("numbers\n")
+    order = [change.path for change in compare_folders(before, after)]
+    assert order == ["edit.py", "new.py", "old.py", "data.txt", "README.md"]
     changes = {change.path: change for change in compare_folders(before, after)}
-    assert set(changes) == {"edit.py", "new.py", "old.py"}
+    assert set(changes) == {"edit.py", "new.py", "old.py", "data.txt", "README.md"}
     assert (changes["edit.py"].status, changes["edit.py"].added, changes["edit.py"].removed) == (
         "changed",
         2,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.steps import REPO_ROOT, step_dirs
-from shared.tools.exercise import restore, write_workspace
+from shared.tools.exercise import resolve_names, restore, write_workspace
 from shared.tools.roundtrip import check_coverage, run_tests
 from shared.tools.source import step_files
 
@@ -108,6 +108,47 @@ def test_exercise_refuses_a_non_empty_directory_without_force(tmp_path: Path) ->
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert f"nox -s test-{step} -- --impl {tmp_path}" in readme
     assert "--new-only" in readme
+    assert f"nox -s test-{step} -- --impl {tmp_path} --exercise 1" in readme
+    assert f"nox -s exercise-{step} -- {tmp_path} --restore NAME" in readme
+
+
+def test_step_05_gives_its_private_helpers_and_follows_the_lessons_order(tmp_path: Path) -> None:
+    plan = write_workspace(5, tmp_path)
+    exercises = [(exercise.lesson, exercise.qualname) for exercise in plan.exercises]
+    assert exercises == [
+        (1, "topological_sort"),
+        (2, "sorted_computational_graph"),
+        (3, "backprop"),
+        (3, "Tensor.backward"),
+    ]
+    given = {item.qualname: item.reason for item in plan.given}
+    for helper in ("_short_repr", "_parents", "_initial_grad"):
+        assert "private helper" in given[helper]
+    source = (tmp_path / "npgrad" / "autograd.py").read_text(encoding="utf-8")
+    assert "implement _parents" not in source
+    assert "implement topological_sort" in source
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert readme.index("`topological_sort`") < readme.index("`Tensor.backward`")
+    assert "- `_parents` (`npgrad/autograd.py`): given: a private helper" in readme
+
+
+def test_restore_takes_a_short_name_and_lists_the_valid_ones_otherwise(tmp_path: Path) -> None:
+    assert _run_exercise("05", str(tmp_path)).returncode == 0
+    tensor_py = tmp_path / "npgrad" / "tensor.py"
+    assert "implement Tensor.backward" in tensor_py.read_text(encoding="utf-8")
+    restored = _run_exercise("05", str(tmp_path), "--restore", "backward")
+    assert restored.returncode == 0, restored.stderr
+    assert "Tensor.backward" in restored.stdout
+    assert "implement Tensor.backward" not in tensor_py.read_text(encoding="utf-8")
+    autograd = (tmp_path / "npgrad" / "autograd.py").read_text(encoding="utf-8")
+    assert "implement backprop" in autograd  # only the one named
+    for wrong, says in (("nothing_like_it", "is not an exercise"), ("back", "is ambiguous")):
+        refused = _run_exercise("05", str(tmp_path), "--restore", wrong)
+        assert refused.returncode == 2
+        assert refused.stderr.count("\n") == 1, refused.stderr
+        assert says in refused.stderr
+        assert "backprop" in refused.stderr
+        assert "Tensor.backward" in refused.stderr
 
 
 # --- the stubbing rules, on a small package made for them -------------------------------
@@ -167,10 +208,41 @@ def make_adder(amount: int) -> Callable[[int], int]:
     return add
 
 
+def _helper(x: int) -> int:
+    return x * 2
+
+
+def _named_helper(x: int) -> int:
+    return _helper(x) + 1
+
+
 REGISTRY = Registry()
 REGISTRY.add("one", 1)
 add_two = make_adder(2)
 '''
+
+# The lesson: its table orders the exercises and names one private helper.
+_README = """# Step 02: second
+
+## Exercises
+| # | Implement | Checked by |
+|---|---|---|
+| 1 | `make_adder` (in `npgrad/core.py`) | `test_adder` |
+| 2 | `Box`, `_named_helper` | `tests/test_02_box.py`: `test_box[small-*]` |
+
+## Hints
+### Exercise 1: a closure
+<details><summary>Hint 1</summary>
+
+```python
+## not a heading: inside a code block
+```
+
+</details>
+
+## Changed from the previous step
+- everything
+"""
 
 
 def _make_steps(root: Path) -> Path:
@@ -180,6 +252,7 @@ def _make_steps(root: Path) -> Path:
         package.mkdir(parents=True)
         (package / "__init__.py").write_text("from npgrad.core import *  # noqa: F403\n")
         (package / "core.py").write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+    (steps / "02_second" / "README.md").write_text(_README, encoding="utf-8")
     return steps
 
 
@@ -187,14 +260,21 @@ def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
     steps = _make_steps(tmp_path)
     workspace = tmp_path / "workspace"
     plan = write_workspace(2, workspace, steps_dir=steps)
-    names = [exercise.qualname for exercise in plan.exercises]
+    # In the lesson's order, with the lesson's numbers; a private helper the
+    # table names is an exercise, one it does not name is given.
+    names = [(exercise.lesson, exercise.qualname) for exercise in plan.exercises]
     assert names == [
-        "Box.__init__",
-        "Box.describe",
-        "Box.get",
-        "make_adder.<locals>.add",
+        (1, "make_adder.<locals>.add"),
+        (2, "Box.__init__"),
+        (2, "Box.describe"),
+        (2, "Box.get"),
+        (2, "_named_helper"),
     ]
-    assert [item.qualname for item in plan.given] == ["Registry.__init__", "Registry.add"]
+    assert [item.qualname for item in plan.given] == [
+        "Registry.__init__",
+        "Registry.add",
+        "_helper",
+    ]
     source = (workspace / "npgrad" / "core.py").read_text(encoding="utf-8")
     assert "def kept(x: int) -> int:\n    return x + 1" in source  # unchanged: no exercise
     assert "def __call__(self, key: str, /) -> int: ..." in source  # Protocol stub kept
@@ -212,7 +292,28 @@ def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
     assert "self.label" not in source.split("def describe")[0]  # its type is unknown: left out
     readme = (workspace / "README.md").read_text(encoding="utf-8")
     assert "`Registry.add` (`npgrad/core.py`): given: runs while the package imports" in readme
-    assert "| 3 | `npgrad/core.py` | `Box.get` | The items, or one of them. |" in readme
+    assert "| 2 | `Box.get` | `npgrad/core.py` | The items, or one of them. |" in readme
+    assert "`_helper` (`npgrad/core.py`): given: a private helper" in readme
+    assert f"--impl {workspace} --exercise 2   # Box, _named_helper" in readme
+    # The lesson's hints, repeated whole (a "## " line in a code block is no heading).
+    assert "## Hints (from the lesson)\n\n### Exercise 1: a closure\n" in readme
+    assert "## not a heading: inside a code block\n```\n\n</details>\n" in readme
+    assert "Changed from the previous step" not in readme
+    # --restore names: in full, by the last part, by a unique prefix, by the lesson's number.
+    assert resolve_names(plan, ["Box.get", "describe", "make_"]) == [
+        "Box.get",
+        "Box.describe",
+        "make_adder.<locals>.add",
+    ]
+    assert resolve_names(plan, ["make_adder"]) == ["make_adder.<locals>.add"]
+    assert resolve_names(plan, ["1"]) == ["make_adder.<locals>.add"]
+    assert len(resolve_names(plan, ["2"])) == 4
+    with pytest.raises(LookupError, match=r"'Box\.' is ambiguous.*Box\.__init__, Box\.describe"):
+        resolve_names(plan, ["Box."])
+    with pytest.raises(LookupError, match=r"'kept' is not an exercise.*choose one of: make_adder"):
+        resolve_names(plan, ["kept"])
+    with pytest.raises(LookupError, match="exercise 3 has no stub"):
+        resolve_names(plan, ["3"])
     restore(workspace, 2, steps_dir=steps)
     assert (workspace / "npgrad" / "core.py").read_bytes() == (
         steps / "02_second" / "npgrad" / "core.py"
