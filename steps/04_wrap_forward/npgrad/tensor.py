@@ -125,10 +125,10 @@ class Tensor:
         """True for a tensor that no recorded operation produced."""
         return self.recipe is None
 
-    def __mul__(self, other: Tensor | float) -> Tensor:
+    def __mul__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.multiply(self, other)
 
-    def __rmul__(self, other: Tensor | float) -> Tensor:
+    def __rmul__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.multiply(other, self)
 
     def log(self) -> Tensor:

@@ -129,10 +129,10 @@ class Tensor:
         """Backpropagate from this tensor; see ``npgrad.autograd.backprop``."""
         autograd.backprop(self, end_grad)
 
-    def __mul__(self, other: Tensor | float) -> Tensor:
+    def __mul__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.multiply(self, other)
 
-    def __rmul__(self, other: Tensor | float) -> Tensor:
+    def __rmul__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.multiply(other, self)
 
     def log(self) -> Tensor:
