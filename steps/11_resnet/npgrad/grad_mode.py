@@ -4,7 +4,13 @@ Read it with ``is_grad_enabled()`` every time: a ``from ... import`` of the
 flag itself would copy its value once and never see it change.
 """
 
+import functools
+from collections.abc import Callable
 from types import TracebackType
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _grad_enabled = True
 
@@ -53,6 +59,9 @@ class set_grad_enabled:  # noqa: N801
 class NoGrad:
     """A context manager: ``with NoGrad():`` runs its block with tracking off.
 
+    Also a decorator, as in PyTorch: a function decorated with ``@no_grad()``
+    runs its whole body with tracking off, each call as one ``with`` block.
+
     On entry it saves the current state of the switch and turns tracking off;
     on exit, normal or by an exception, it restores the saved state. So a
     block nested in another, or inside ``set_grad_enabled(False)``, leaves the
@@ -77,6 +86,16 @@ class NoGrad:
         traceback: TracebackType | None,
     ) -> None:
         set_grad_enabled(self._saved.pop())
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """``func`` wrapped so that every call runs inside ``with self:``."""
+
+        @functools.wraps(func)
+        def without_grad(*args: P.args, **kwargs: P.kwargs) -> R:
+            with self:
+                return func(*args, **kwargs)
+
+        return without_grad
 
 
 no_grad = NoGrad
