@@ -262,7 +262,7 @@ class Tensor:
 
 def _int_args(args: tuple[int | Sequence[int], ...], method: str) -> tuple[int, ...]:
     """The integers of ``t.method(2, 3)`` or of ``t.method((2, 3))``, as one tuple."""
-    if len(args) == 1 and isinstance(args[0], tuple | list):
+    if len(args) == 1 and isinstance(args[0], Sequence):
         args = tuple(args[0])
     if not all(isinstance(arg, int | np.integer) for arg in args):
         raise TypeError(
