@@ -231,14 +231,14 @@ class Tensor:
 
 def _int_args(args: tuple[int | Sequence[int], ...], method: str) -> tuple[int, ...]:
     """The integers of ``t.method(2, 3)`` or of ``t.method((2, 3))``, as one tuple."""
-    if len(args) == 1 and isinstance(args[0], Sequence):
-        args = tuple(args[0])
-    if not all(isinstance(arg, int | np.integer) for arg in args):
+    items = tuple(args[0]) if len(args) == 1 and isinstance(args[0], Sequence) else args
+    sizes = [int(item) for item in items if isinstance(item, int | np.integer)]
+    if len(sizes) != len(items):
         raise TypeError(
             f"{method}() takes integers, as separate arguments or as one tuple, got "
-            f"{args!r}: for example t.{method}(2, 3) or t.{method}((2, 3))"
+            f"{items!r}: for example t.{method}(2, 3) or t.{method}((2, 3))"
         )
-    return tuple(int(arg) for arg in args)  # type: ignore[arg-type]  # checked just above
+    return tuple(sizes)
 
 
 # What ``t[index]`` accepts: ints, slices, Ellipsis, None, integer (or boolean)

@@ -23,7 +23,7 @@ def is_grad_enabled() -> bool:
 # A class spelled like a function, as in PyTorch: a call switches at once, and
 # the object it returns can also serve as a context manager.
 class set_grad_enabled:  # noqa: N801
-    """Turn recording of recipes on or off for every later operation.
+    """Switch grad tracking now, and, used in a ``with``, back at the end of the block.
 
     ``set_grad_enabled(False)`` switches at once, for the whole program.
     ``with set_grad_enabled(False):`` switches for the block only: the call
@@ -34,6 +34,7 @@ class set_grad_enabled:  # noqa: N801
     __slots__ = ("_previous",)
 
     def __init__(self, enabled: bool) -> None:
+        """Turn recording of recipes on or off for every later operation."""
         global _grad_enabled
         if not isinstance(enabled, bool):
             raise TypeError(
