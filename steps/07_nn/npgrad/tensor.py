@@ -56,8 +56,7 @@ class Tensor:
         if self.array.dtype.kind == "O":
             raise TypeError(
                 "Tensor data must be numbers or arrays of numbers, not Python objects "
-                "(dtype object); "
-                "to share another tensor's data, pass tensor.array"
+                "(dtype object); to share another tensor's data, pass tensor.array"
             )
         if self.array.dtype.kind not in "biuf":
             raise TypeError(
