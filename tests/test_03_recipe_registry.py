@@ -1,5 +1,8 @@
 """Step 03: Tensor, Recipe, the backward-function table and hand-written forwards."""
 
+import datetime
+import re
+
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
@@ -7,6 +10,7 @@ from numpy.testing import assert_array_equal
 import npgrad
 from npgrad import (
     BACK_FUNCS,
+    Arr,
     BackwardFuncLookup,
     MissingBackwardFunctionError,
     Recipe,
@@ -69,6 +73,31 @@ def test_integer_or_boolean_data_that_requires_grad_becomes_float64() -> None:
 def test_tensor_rejects_python_objects_such_as_another_tensor() -> None:
     with pytest.raises(TypeError, match=r"\.array"):
         Tensor(Tensor([1.0]))  # type: ignore[arg-type]  # the misuse under test
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "abc",
+        ["a", "b"],
+        b"abc",
+        1 + 2j,
+        np.array([1.0, 2.0], dtype=np.complex64),
+        np.datetime64("2024-01-01"),
+        np.array([1, 2], dtype="timedelta64[s]"),
+    ],
+    ids=["str", "list-of-str", "bytes", "complex", "complex64", "datetime64", "timedelta64"],
+)
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_tensor_refuses_data_that_is_not_real_numbers(data: object, requires_grad: bool) -> None:
+    dtype = re.escape(str(np.asarray(data).dtype))
+    with pytest.raises(TypeError, match=rf"got dtype {dtype}.*convert the data to numbers"):
+        Tensor(data, requires_grad=requires_grad)  # type: ignore[arg-type]  # the misuse under test
+
+
+def test_tensor_refuses_python_dates_as_objects() -> None:
+    with pytest.raises(TypeError, match=r"not Python objects \(dtype object\)"):
+        Tensor([datetime.datetime(2024, 1, 1)])  # type: ignore[arg-type]  # the misuse under test
 
 
 def test_tensor_repr() -> None:
@@ -151,6 +180,51 @@ def test_grad_tracking_switch_is_read_through_a_function() -> None:
     finally:
         set_grad_enabled(True)
     assert is_grad_enabled()
+
+
+def test_set_grad_enabled_as_a_function_switches_for_the_whole_program() -> None:
+    set_grad_enabled(False)
+    assert not is_grad_enabled()
+    set_grad_enabled(True)
+    assert is_grad_enabled()
+
+
+def test_set_grad_enabled_as_a_context_manager_restores_the_previous_state() -> None:
+    with set_grad_enabled(False):
+        assert not is_grad_enabled()
+        with set_grad_enabled(True):
+            assert is_grad_enabled()
+        assert not is_grad_enabled()
+        with set_grad_enabled(False):
+            assert not is_grad_enabled()
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+
+
+def test_set_grad_enabled_restores_after_an_exception_in_the_block() -> None:
+    def fail_inside() -> None:
+        with set_grad_enabled(False):
+            assert not is_grad_enabled()
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        fail_inside()
+    assert is_grad_enabled()
+
+
+def test_set_grad_enabled_refuses_a_non_bool_and_leaves_the_switch_alone() -> None:
+    with pytest.raises(TypeError, match=r"takes True or False, got 'no'"):
+        set_grad_enabled("no")  # type: ignore[arg-type]  # the misuse under test
+    assert is_grad_enabled()
+
+
+def test_an_operation_under_set_grad_enabled_false_records_nothing() -> None:
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with set_grad_enabled(False):
+        inside = a * 2.0
+    outside = a * 2.0
+    assert inside.recipe is None
+    assert outside.recipe is not None
 
 
 # --- the backward-function table ------------------------------------------------------
@@ -281,6 +355,29 @@ def test_tensor_operators_record_multiply_and_log() -> None:
     logged = a.log()
     assert logged.recipe is not None
     assert logged.recipe.func is np.log
+
+
+NUMPY_LEFT_OPERANDS = [np.float64(0.5), np.sqrt(2.0), np.float32(3.0), np.array(0.5)]
+
+
+@pytest.mark.parametrize("left", NUMPY_LEFT_OPERANDS, ids=repr)
+def test_a_numpy_scalar_or_0d_array_on_the_left_of_multiply_gives_a_tensor(left: Arr) -> None:
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    product = left * a
+    assert isinstance(product, Tensor)
+    assert_array_equal(product.array, np.asarray(left) * np.array([1.0, 2.0]))
+    assert product.recipe is not None
+    assert product.recipe.func is np.multiply
+    assert product.recipe.parents == {1: a}
+
+
+def test_a_numpy_array_on_the_left_of_multiply_gives_a_tensor() -> None:
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    product = np.array([[1.0, 2.0], [3.0, 4.0]]) * a
+    assert isinstance(product, Tensor)
+    assert_array_equal(product.array, [[1.0, 4.0], [3.0, 8.0]])
+    assert product.recipe is not None
+    assert product.recipe.parents == {1: a}
 
 
 def test_a_python_scalar_never_upcasts_float32() -> None:

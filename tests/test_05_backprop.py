@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -311,6 +313,41 @@ def test_float32_stays_float32_through_backward() -> None:
     assert a.grad.array.dtype == np.float32
 
 
+def test_a_float32_leaf_gets_a_float32_gradient_from_float64_values() -> None:
+    a = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    b = Tensor(np.array([3.0, 4.0]), requires_grad=True)  # float64
+    product = a * b
+    assert product.array.dtype == np.float64
+    product.backward(end_grad=np.ones(2))
+    assert a.grad is not None
+    assert b.grad is not None
+    assert a.grad.array.dtype == np.float32
+    assert b.grad.array.dtype == np.float64
+    assert_array_equal(a.grad.array, [3.0, 4.0])
+    (a * b).backward(end_grad=np.ones(2))  # accumulating keeps the leaf's dtype too
+    assert a.grad.array.dtype == np.float32
+    assert_array_equal(a.grad.array, [6.0, 8.0])
+
+
+def test_a_float32_leaf_as_its_own_output_gets_a_float32_gradient() -> None:
+    a = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    a.backward(end_grad=np.ones(2))  # float64 starting gradient
+    assert a.grad is not None
+    assert a.grad.array.dtype == np.float32
+
+
+def test_backward_twice_on_the_same_graph_accumulates_again() -> None:
+    # The graph is kept after backward (like PyTorch's retain_graph=True), so a
+    # second backward() adds the same gradients once more.
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    out = (a * a) * 3.0
+    out.backward(end_grad=np.ones(2))
+    out.backward(end_grad=np.ones(2))
+    assert a.grad is not None
+    assert_array_equal(a.grad.array, [12.0, 24.0])
+    assert out.recipe is not None  # nothing was freed
+
+
 def test_a_200_000_op_chain_backpropagates_without_recursion() -> None:
     x = Tensor(np.array([1.5]), requires_grad=True)
     y = x
@@ -343,6 +380,19 @@ def test_a_gradient_of_the_wrong_shape_raises() -> None:
     with pytest.raises(ValueError, match=r"\(3,\)") as raised:
         (a * 2).backward(end_grad=np.ones(3))
     assert "(2,)" in str(raised.value), "the message gives the output's shape too"
+
+
+@pytest.mark.parametrize("wrong_shape", [(3,), (1,), (2, 2)])
+def test_a_grad_of_the_wrong_shape_set_by_hand_raises_naming_both_shapes(
+    wrong_shape: tuple[int, ...],
+) -> None:
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    a.grad = Tensor(np.zeros(wrong_shape))
+    with pytest.raises(
+        RuntimeError,
+        match=rf"leaf of shape \(2,\) has shape {re.escape(str(wrong_shape))}.*set \.grad = None",
+    ):
+        (a * 2.0).backward(end_grad=np.ones(2))
 
 
 def test_a_missing_backward_function_raises_naming_it() -> None:

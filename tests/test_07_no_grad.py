@@ -87,3 +87,54 @@ def test_a_leaf_created_inside_no_grad_keeps_requires_grad() -> None:
     (a * 3).backward()
     assert a.grad is not None
     assert a.grad.item() == 3.0
+
+
+def test_no_grad_as_a_decorator_turns_tracking_off_for_each_call() -> None:
+    # Decorated inside the test: at module level a learner's unfinished
+    # decorator would break the collection of every test here.
+    @no_grad()
+    def double_without_grad(t: Tensor) -> Tensor:
+        """Doubles ``t``; the decorator turns tracking off for the call."""
+        assert not is_grad_enabled()
+        return t * 2
+
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    out = double_without_grad(a)
+    assert is_grad_enabled()
+    assert out.recipe is None
+    np.testing.assert_array_equal(out.array, [2.0, 4.0])
+    assert double_without_grad.__name__ == "double_without_grad"  # functools.wraps
+    assert double_without_grad.__doc__ is not None
+    assert "decorator" in double_without_grad.__doc__
+    set_grad_enabled(False)
+    double_without_grad(a)
+    assert not is_grad_enabled()  # restored to the state at the call, not switched on
+    set_grad_enabled(True)
+
+
+def test_no_grad_decorator_restores_after_an_exception() -> None:
+    @NoGrad()
+    def fail() -> None:
+        raise ZeroDivisionError("inside the decorated function")
+
+    with pytest.raises(ZeroDivisionError, match=r"inside the decorated function"):
+        fail()
+    assert is_grad_enabled()
+
+
+def test_no_grad_decorator_works_for_a_recursive_function() -> None:
+    @no_grad()
+    def countdown(n: int) -> int:
+        assert not is_grad_enabled()
+        return 0 if n == 0 else 1 + countdown(n - 1)
+
+    assert countdown(5) == 5
+    assert is_grad_enabled()
+
+
+def test_set_grad_enabled_inside_no_grad_restores_each_level() -> None:
+    with no_grad():
+        with set_grad_enabled(True):
+            assert is_grad_enabled()
+        assert not is_grad_enabled()
+    assert is_grad_enabled()

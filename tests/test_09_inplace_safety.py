@@ -477,3 +477,13 @@ def test_uniform_in_place_on_a_result_cuts_the_gradient_and_is_caught_when_saved
     assert_array_equal(grad_of(a), [1.0, 1.0])
     with pytest.raises(InplaceError, match=r"of multiply"):
         y.sum().backward()
+
+
+def test_relu_in_place_passes_the_gradient_at_a_nan_and_refuses_a_read_only_tensor() -> None:
+    x = leaf([np.nan, 2.0, -1.0])
+    h = x * 1.0
+    relu(h, inplace=True).sum().backward()
+    assert_array_equal(grad_of(x), [1.0, 1.0, 0.0])  # as PyTorch's relu_
+    expanded = Tensor(np.array([1.0, -1.0])).expand(2, 2)
+    with pytest.raises(ValueError, match=r"read-only"):
+        relu(expanded, inplace=True)

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from npgrad.arrays import Arr
 from npgrad.backward_fns import log_back, multiply_back0, multiply_back1
 from npgrad.grad_mode import is_grad_enabled
 from npgrad.registry import BACK_FUNCS
@@ -20,7 +21,7 @@ def log_forward(x: Tensor) -> Tensor:
 BACK_FUNCS.add_back_func(np.log, 0, log_back)
 
 
-def multiply_forward(a: Tensor | float, b: Tensor | float) -> Tensor:
+def multiply_forward(a: Tensor | Arr | float, b: Tensor | Arr | float) -> Tensor:
     """Elementwise ``a * b`` with broadcasting; either argument may be a Python number.
 
     The recipe's parents are the Tensor arguments that need a gradient, keyed

@@ -45,12 +45,23 @@ class Tensor:
     grad: Tensor | None
     recipe: Recipe | None
 
+    # NumPy defers to the Tensor's reflected operators: ``np.float64(2) * t`` and
+    # ``np.ones(3) + t`` call ``t.__rmul__``/``t.__radd__`` and give a Tensor,
+    # instead of NumPy making an object array of Tensors (losing the graph).
+    __array_ufunc__ = None
+
     def __init__(self, array: npt.ArrayLike, requires_grad: bool = False) -> None:
         self.array = np.asarray(array)
         if self.array.dtype.kind == "O":
             raise TypeError(
-                "Tensor data must be numbers or arrays of numbers, not Python objects; "
-                "to share another tensor's data, pass tensor.array"
+                "Tensor data must be numbers or arrays of numbers, not Python objects "
+                "(dtype object); to share another tensor's data, pass tensor.array"
+            )
+        if self.array.dtype.kind not in "biuf":
+            raise TypeError(
+                f"Tensor data must be boolean, integer or floating point numbers, got dtype "
+                f"{self.array.dtype} (strings, bytes, complex numbers, dates and times are not "
+                "supported): convert the data to numbers first"
             )
         # Gradients exist only for floating point: integer or boolean data that
         # must require grad becomes float64, as the exercise's examples expect.
@@ -113,10 +124,10 @@ class Tensor:
         """True for a tensor that no recorded operation produced."""
         return self.recipe is None
 
-    def __mul__(self, other: Tensor | float) -> Tensor:
+    def __mul__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.multiply_forward(self, other)
 
-    def __rmul__(self, other: Tensor | float) -> Tensor:
+    def __rmul__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.multiply_forward(other, self)
 
     def log(self) -> Tensor:

@@ -51,6 +51,8 @@ def wrap_forward_fn(
 log: Callable[[Tensor], Tensor] = wrap_forward_fn(np.log)
 BACK_FUNCS.add_back_func(np.log, 0, log_back)
 
-multiply: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.multiply)
+multiply: Callable[[Tensor | Arr | float, Tensor | Arr | float], Tensor] = wrap_forward_fn(
+    np.multiply
+)
 BACK_FUNCS.add_back_func(np.multiply, 0, multiply_back0)
 BACK_FUNCS.add_back_func(np.multiply, 1, multiply_back1)

@@ -236,28 +236,31 @@ def maximum_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
     """Gradient with respect to ``x`` (argument 0) of ``out = maximum(x, y)``.
 
     ``grad_out`` where ``x`` is larger, half of it where ``x`` and ``y`` tie
-    (the tie splits the gradient evenly between the two), 0 elsewhere.
+    (the tie splits the gradient evenly between the two), 0 where ``x`` is
+    smaller. Where either is NaN the output is NaN and ``grad_out`` passes to
+    both, as in PyTorch, so the gradient does not hide the NaN.
     Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
     shape, the result ``x``'s shape.
     """
-    grad = grad_out * (x > y)
+    grad = grad_out * ~(x < y)  # not "x > y": a comparison with NaN is False
     ties = np.equal(x, y)
     if ties.any():  # rare with real data, so only then pay for the split
-        grad = grad + grad_out * ties * 0.5
+        grad = grad - grad_out * ties * 0.5
     return unbroadcast(grad, x)
 
 
 def maximum_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
     """Gradient with respect to ``y`` (argument 1) of ``out = maximum(x, y)``.
 
-    ``grad_out`` where ``y`` is larger, half of it at a tie, 0 elsewhere.
+    ``grad_out`` where ``y`` is larger, half of it at a tie, 0 where ``y`` is
+    smaller, and ``grad_out`` where either is NaN (as in PyTorch).
     Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
     shape, the result ``y``'s shape.
     """
-    grad = grad_out * (y > x)
+    grad = grad_out * ~(y < x)
     ties = np.equal(x, y)
     if ties.any():  # rare with real data, so only then pay for the split
-        grad = grad + grad_out * ties * 0.5
+        grad = grad - grad_out * ties * 0.5
     return unbroadcast(grad, y)
 
 

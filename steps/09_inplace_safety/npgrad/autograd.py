@@ -112,10 +112,7 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
         recipe = node.recipe
         if recipe is None:
             if node.requires_grad:
-                # Fresh arrays only: the incoming gradient may be a caller's array,
-                # a read-only broadcast view or the very array another leaf receives.
-                total = grad_out.copy() if node.grad is None else node.grad.array + grad_out
-                node.grad = Tensor(total)
+                _accumulate_into_leaf(node, grad_out)
             continue
         _check_saved_versions(node, recipe)
         generations = recipe.parent_generations
@@ -133,6 +130,28 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
             previous = grads.get(parent)
             # Not +=: the stored array may be shared with another node or read-only.
             grads[parent] = grad_in if previous is None else previous + grad_in
+
+
+def _accumulate_into_leaf(leaf: Tensor, grad: Arr) -> None:
+    """Add ``grad`` to ``leaf.grad`` (or store it there), in the leaf's dtype.
+
+    The gradient takes the leaf's floating point dtype, as in PyTorch: a
+    float32 leaf that met float64 values on the way still gets a float32
+    ``.grad``. The result is always a fresh array: the incoming gradient may be
+    a caller's array, a read-only broadcast view or the very array another
+    leaf receives.
+    """
+    dtype = leaf.array.dtype if leaf.array.dtype.kind == "f" else grad.dtype
+    if leaf.grad is None:
+        leaf.grad = Tensor(grad.astype(dtype))
+        return
+    if leaf.grad.shape != leaf.shape:
+        raise RuntimeError(
+            f"the .grad of a leaf of shape {leaf.shape} has shape {leaf.grad.shape}, so the "
+            f"new gradient (shape {grad.shape}) cannot be added to it: a gradient must have "
+            "its tensor's shape; set .grad = None, or to a tensor of the leaf's shape"
+        )
+    leaf.grad = Tensor((leaf.grad.array + grad).astype(dtype, copy=False))
 
 
 def _initial_grad(end_node: Tensor, end_grad: Tensor | Arr | None) -> Arr:

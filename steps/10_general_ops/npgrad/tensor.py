@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import TypeAlias, overload
@@ -109,12 +109,23 @@ class Tensor:
     _history: list[Tensor] | None
     _view: View | None
 
+    # NumPy defers to the Tensor's reflected operators: ``np.float64(2) * t`` and
+    # ``np.ones(3) + t`` call ``t.__rmul__``/``t.__radd__`` and give a Tensor,
+    # instead of NumPy making an object array of Tensors (losing the graph).
+    __array_ufunc__ = None
+
     def __init__(self, array: npt.ArrayLike, requires_grad: bool = False) -> None:
         self.array = np.asarray(array)
         if self.array.dtype.kind == "O":
             raise TypeError(
-                "Tensor data must be numbers or arrays of numbers, not Python objects; "
-                "to share another tensor's data, pass tensor.array"
+                "Tensor data must be numbers or arrays of numbers, not Python objects "
+                "(dtype object); to share another tensor's data, pass tensor.array"
+            )
+        if self.array.dtype.kind not in "biuf":
+            raise TypeError(
+                f"Tensor data must be boolean, integer or floating point numbers, got dtype "
+                f"{self.array.dtype} (strings, bytes, complex numbers, dates and times are not "
+                "supported): convert the data to numbers first"
             )
         # Gradients exist only for floating point: integer or boolean data that
         # must require grad becomes float64, as the exercise's examples expect.
@@ -189,10 +200,10 @@ class Tensor:
         """Backpropagate from this tensor; see ``npgrad.autograd.backprop``."""
         autograd.backprop(self, end_grad)
 
-    def __mul__(self, other: Tensor | float) -> Tensor:
+    def __mul__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.multiply(self, other)
 
-    def __rmul__(self, other: Tensor | float) -> Tensor:
+    def __rmul__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.multiply(other, self)
 
     def log(self) -> Tensor:
@@ -201,29 +212,40 @@ class Tensor:
     def __neg__(self) -> Tensor:
         return ops.negative(self)
 
-    def __add__(self, other: Tensor | float) -> Tensor:
+    def __add__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.add(self, other)
 
-    def __radd__(self, other: Tensor | float) -> Tensor:
+    def __radd__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.add(other, self)
 
-    def __sub__(self, other: Tensor | float) -> Tensor:
+    def __sub__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.subtract(self, other)
 
-    def __rsub__(self, other: Tensor | float) -> Tensor:
+    def __rsub__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.subtract(other, self)
 
-    def __truediv__(self, other: Tensor | float) -> Tensor:
+    def __truediv__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.true_divide(self, other)
 
-    def __rtruediv__(self, other: Tensor | float) -> Tensor:
+    def __rtruediv__(self, other: Tensor | Arr | float) -> Tensor:
         return ops.true_divide(other, self)
 
     def __matmul__(self, other: Tensor) -> Tensor:
         return ops.matmul(self, other)
 
+    def __rmatmul__(self, other: Arr) -> Tensor:
+        return ops.matmul(other, self)
+
     def __getitem__(self, index: Index) -> Tensor:
         return ops.getitem(self, index)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The rows along the first dimension, each recorded like ``self[i]``."""
+        # Defined so that a 0-d tensor raises, as in PyTorch; without it Python
+        # would iterate through __getitem__ and give nothing at all.
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor: use .item() to get its value")
+        return (self[i] for i in range(len(self)))
 
     # A Tensor of booleans, as in PyTorch, where object.__eq__ promises a bool.
     # __hash__ is defined above, so it stays (by identity).
@@ -233,19 +255,33 @@ class Tensor:
     def exp(self) -> Tensor:
         return ops.exp(self)
 
-    def reshape(self, *shape: int) -> Tensor:
-        return ops.reshape(self, shape)
+    # Sizes and dims come as separate arguments or as one tuple (or list), as in
+    # PyTorch: t.reshape(3, 2) and t.reshape((3, 2)) are the same call.
+    @overload
+    def reshape(self, shape: Sequence[int], /) -> Tensor: ...
+    @overload
+    def reshape(self, *shape: int) -> Tensor: ...
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        return ops.reshape(self, _int_args(shape, "reshape"))
 
-    def permute(self, *dims: int) -> Tensor:
-        return ops.permute(self, dims)
+    @overload
+    def permute(self, dims: Sequence[int], /) -> Tensor: ...
+    @overload
+    def permute(self, *dims: int) -> Tensor: ...
+    def permute(self, *dims: int | Sequence[int]) -> Tensor:
+        return ops.permute(self, _int_args(dims, "permute"))
 
     @property
     def T(self) -> Tensor:
         """The dimensions in reverse order: the transpose of a 2-D tensor."""
         return ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
 
-    def expand(self, *sizes: int) -> Tensor:
-        return ops.expand(self, sizes)
+    @overload
+    def expand(self, sizes: Sequence[int], /) -> Tensor: ...
+    @overload
+    def expand(self, *sizes: int) -> Tensor: ...
+    def expand(self, *sizes: int | Sequence[int]) -> Tensor:
+        return ops.expand(self, _int_args(sizes, "expand"))
 
     def sum(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
         return ops.sum(self, dim, keepdim)
@@ -340,6 +376,18 @@ class Tensor:
 
     def __ge__(self, other: Tensor | float) -> Tensor:
         return ops.greater_equal(self, other)
+
+
+def _int_args(args: tuple[int | Sequence[int], ...], method: str) -> tuple[int, ...]:
+    """The integers of ``t.method(2, 3)`` or of ``t.method((2, 3))``, as one tuple."""
+    items = tuple(args[0]) if len(args) == 1 and isinstance(args[0], Sequence) else args
+    sizes = [int(item) for item in items if isinstance(item, int | np.integer)]
+    if len(sizes) != len(items):
+        raise TypeError(
+            f"{method}() takes integers, as separate arguments or as one tuple, got "
+            f"{items!r}: for example t.{method}(2, 3) or t.{method}((2, 3))"
+        )
+    return tuple(sizes)
 
 
 # What ``t[index]`` accepts: ints, slices, Ellipsis, None, integer (or boolean)

@@ -240,28 +240,31 @@ def maximum_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
     """Gradient with respect to ``x`` (argument 0) of ``out = maximum(x, y)``.
 
     ``grad_out`` where ``x`` is larger, half of it where ``x`` and ``y`` tie
-    (the tie splits the gradient evenly between the two), 0 elsewhere.
+    (the tie splits the gradient evenly between the two), 0 where ``x`` is
+    smaller. Where either is NaN the output is NaN and ``grad_out`` passes to
+    both, as in PyTorch, so the gradient does not hide the NaN.
     Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
     shape, the result ``x``'s shape.
     """
-    grad = grad_out * (x > y)
+    grad = grad_out * ~(x < y)  # not "x > y": a comparison with NaN is False
     ties = np.equal(x, y)
     if ties.any():  # rare with real data, so only then pay for the split
-        grad = grad + grad_out * ties * 0.5
+        grad = grad - grad_out * ties * 0.5
     return unbroadcast(grad, x)
 
 
 def maximum_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
     """Gradient with respect to ``y`` (argument 1) of ``out = maximum(x, y)``.
 
-    ``grad_out`` where ``y`` is larger, half of it at a tie, 0 elsewhere.
+    ``grad_out`` where ``y`` is larger, half of it at a tie, 0 where ``y`` is
+    smaller, and ``grad_out`` where either is NaN (as in PyTorch).
     Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
     shape, the result ``y``'s shape.
     """
-    grad = grad_out * (y > x)
+    grad = grad_out * ~(y < x)
     ties = np.equal(x, y)
     if ties.any():  # rare with real data, so only then pay for the split
-        grad = grad + grad_out * ties * 0.5
+        grad = grad - grad_out * ties * 0.5
     return unbroadcast(grad, y)
 
 
@@ -326,12 +329,13 @@ def add_scaled_back1(grad_out: Arr, out: Arr, x: Arr, other: Arr, alpha: float) 
 
 
 def relu_inplace_back(grad_out: Arr, out: Arr, x: Arr) -> Arr:
-    """Gradient with respect to ``x`` of the in-place relu: ``grad_out`` where ``out > 0``.
+    """Gradient with respect to ``x`` of the in-place relu: ``grad_out`` except where ``out <= 0``.
 
     Read from the output, since the input's old values were overwritten: the
-    gradient at exactly 0 is 0. Shapes: all share ``x``'s shape.
+    gradient at exactly 0 is 0, and at a NaN it passes, as in PyTorch.
+    Shapes: all share ``x``'s shape.
     """
-    return grad_out * (out > 0)
+    return grad_out * ~(out <= 0)
 
 
 # --- step 10: general operations ---------------------------------------------------------

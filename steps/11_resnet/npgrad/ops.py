@@ -198,7 +198,9 @@ def _bind_keywords(
 log: Callable[[Tensor], Tensor] = wrap_forward_fn(np.log)
 BACK_FUNCS.add_back_func(np.log, 0, log_back, reads=(0,))
 
-multiply: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.multiply)
+multiply: Callable[[Tensor | Arr | float, Tensor | Arr | float], Tensor] = wrap_forward_fn(
+    np.multiply
+)
 BACK_FUNCS.add_back_func(np.multiply, 0, multiply_back0, reads=(1,))
 BACK_FUNCS.add_back_func(np.multiply, 1, multiply_back1, reads=(0,))
 
@@ -208,11 +210,36 @@ BACK_FUNCS.add_back_func(np.negative, 0, negative_back, reads=())
 exp: Callable[[Tensor], Tensor] = wrap_forward_fn(np.exp)
 BACK_FUNCS.add_back_func(np.exp, 0, exp_back, reads=("out",))
 
-reshape: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(np.reshape)
+_reshape_forward = wrap_forward_fn(np.reshape)
 BACK_FUNCS.add_back_func(np.reshape, 0, reshape_back, reads=())
 
-permute: Callable[[Tensor, tuple[int, ...]], Tensor] = wrap_forward_fn(np.transpose)
+
+def reshape(x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``x``'s elements in a new shape with as many elements; one size may be -1 (inferred)."""
+    try:
+        return _reshape_forward(x, shape)
+    except (ValueError, TypeError):
+        # NumPy's message does not name the tensor's shape; this one does.
+        raise ValueError(
+            f"cannot reshape a tensor of shape {x.shape} ({x.array.size} elements) to "
+            f"{shape}: the new shape must have as many elements, with integer sizes, at "
+            "most one of them -1 (inferred)"
+        ) from None
+
+
+_permute_forward = wrap_forward_fn(np.transpose)
 BACK_FUNCS.add_back_func(np.transpose, 0, permute_back, reads=())
+
+
+def permute(x: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """``x`` with its dimensions reordered: result dimension ``i`` is ``x``'s ``dims[i]``."""
+    try:
+        return _permute_forward(x, dims)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"cannot permute a tensor of shape {x.shape} by {dims}: list each of its "
+            f"{x.ndim} dimensions exactly once (negative numbers count from the end)"
+        ) from None
 
 
 def _expand(x: Arr, sizes: tuple[int, ...]) -> Arr:
@@ -256,8 +283,21 @@ BACK_FUNCS.add_back_func(_sum, 0, sum_back, reads=())
 
 
 def sum(x: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
-    """The sum of ``x`` over ``dim`` (every dimension for None), keeping them as size 1 if asked."""
-    return _sum_forward(x, dim, keepdim)
+    """The sum of ``x`` over ``dim`` (every dimension for None), keeping them as size 1 if asked.
+
+    An empty tuple also sums over every dimension, as in PyTorch (NumPy would
+    sum over none).
+    """
+    if dim == ():
+        dim = None
+    try:
+        return _sum_forward(x, dim, keepdim)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"cannot sum a tensor of shape {x.shape} over dim={dim!r}: a dim must be an "
+            f"integer from {-x.ndim} to {x.ndim - 1}, each listed once (dim=None sums "
+            "over every dimension)"
+        ) from None
 
 
 def _getitem(x: Arr, index: ArrayIndex) -> Arr:
@@ -285,15 +325,19 @@ def getitem(x: Tensor, index: Index) -> Tensor:
     return _getitem_forward(x, array_index)
 
 
-add: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.add)
+add: Callable[[Tensor | Arr | float, Tensor | Arr | float], Tensor] = wrap_forward_fn(np.add)
 BACK_FUNCS.add_back_func(np.add, 0, add_back0, reads=())
 BACK_FUNCS.add_back_func(np.add, 1, add_back1, reads=())
 
-subtract: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.subtract)
+subtract: Callable[[Tensor | Arr | float, Tensor | Arr | float], Tensor] = wrap_forward_fn(
+    np.subtract
+)
 BACK_FUNCS.add_back_func(np.subtract, 0, subtract_back0, reads=())
 BACK_FUNCS.add_back_func(np.subtract, 1, subtract_back1, reads=())
 
-true_divide: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.true_divide)
+true_divide: Callable[[Tensor | Arr | float, Tensor | Arr | float], Tensor] = wrap_forward_fn(
+    np.true_divide
+)
 BACK_FUNCS.add_back_func(np.true_divide, 0, true_divide_back0, reads=(1,))
 BACK_FUNCS.add_back_func(np.true_divide, 1, true_divide_back1, reads=(0, 1))
 
@@ -313,6 +357,8 @@ def add_(x: Tensor, other: Tensor | float, alpha: float = 1.0) -> Tensor:
     ``x``'s history. A leaf that requires grad cannot be changed in place while
     tracking is on.
     """
+    value = other.array if isinstance(other, Tensor) else other
+    _check_writable(x, value, alpha, "add_")
     return history.record_inplace(x, "add_", _add_scaled, other, alpha)
 
 
@@ -343,6 +389,25 @@ def overwrite_back(grad_out: Arr, out: Arr, x: Arr, values: Arr) -> Arr:
 BACK_FUNCS.add_back_func(_overwrite, 0, overwrite_back, reads=())
 
 
+def _check_writable(x: Tensor, value: Arr | float, alpha: float, name: str) -> None:
+    """Raise unless ``x.array`` can take ``x + alpha * value`` in place (``name`` is the caller)."""
+    if not x.array.flags.writeable:
+        raise ValueError(
+            f"{name}() cannot write into this tensor: its array is read-only, as the result "
+            "of expand() is (one stored value stands for many elements); use the "
+            "out-of-place form (x = x + other), or change a copy (Tensor(x.array.copy()))"
+        )
+    result = (
+        np.result_type(x.array, value) if alpha == 1.0 else np.result_type(x.array, value, alpha)
+    )
+    if not np.can_cast(result, x.array.dtype, casting="same_kind"):
+        raise TypeError(
+            f"{name}() cannot store {result} results in a tensor of dtype {x.array.dtype}: "
+            "an in-place operation keeps the tensor's dtype; use the out-of-place form "
+            f"(x = x + other, which gives {result}), or create x as floating point"
+        )
+
+
 maximum: Callable[[Tensor | float, Tensor | float], Tensor] = wrap_forward_fn(np.maximum)
 BACK_FUNCS.add_back_func(np.maximum, 0, maximum_back0, reads=(0, 1))
 BACK_FUNCS.add_back_func(np.maximum, 1, maximum_back1, reads=(0, 1))
@@ -362,6 +427,7 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """
     if not inplace:
         return maximum(x, 0.0)
+    _check_writable(x, 0, 1.0, "relu_")
     return history.record_inplace(x, "relu(inplace=True)", _relu_inplace)
 
 
@@ -373,6 +439,16 @@ def _relu_inplace(x: Arr) -> Arr:
 BACK_FUNCS.add_back_func(_relu_inplace, 0, relu_inplace_back, reads=("out",))
 
 
+def _check_matmul_operands(x: object, y: object) -> None:
+    """Raise ``TypeError`` unless both operands of matmul are arrays (a number has no rows)."""
+    for operand in (x, y):
+        if not isinstance(operand, np.ndarray):
+            raise TypeError(
+                f"matmul needs two tensors, got {type(operand).__name__} {operand!r}: "
+                "to scale a tensor by a number, use * instead of @"
+            )
+
+
 def _matmul(x: Arr, y: Arr) -> Arr:
     """``x @ y`` with PyTorch's shape rules; shapes that do not fit raise, naming both.
 
@@ -381,6 +457,7 @@ def _matmul(x: Arr, y: Arr) -> Arr:
     more than two dimensions are stacks of matrices in the last two, and
     their batch dimensions (all but the last two) broadcast.
     """
+    _check_matmul_operands(x, y)
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError(_matmul_error(x, y, "both need at least one dimension"))
     inner = y.shape[0] if y.ndim == 1 else y.shape[-2]
@@ -403,7 +480,7 @@ def _matmul_error(x: Arr, y: Arr, reason: str) -> str:
     )
 
 
-matmul: Callable[[Tensor, Tensor], Tensor] = wrap_forward_fn(_matmul)
+matmul: Callable[[Tensor | Arr, Tensor | Arr], Tensor] = wrap_forward_fn(_matmul)
 BACK_FUNCS.add_back_func(_matmul, 0, matmul_back0, reads=(1,))
 BACK_FUNCS.add_back_func(_matmul, 1, matmul_back1, reads=(0,))
 
