@@ -41,7 +41,7 @@ import nox
 ROOT = Path(__file__).parent
 # nox does not put this file's folder on sys.path; shared.steps is stdlib only.
 sys.path.insert(0, str(ROOT))
-from shared.steps import step_dirs  # noqa: E402
+from shared.steps import TRAINING_STEP, step_dirs  # noqa: E402
 
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 STEPS = step_dirs(ROOT / "steps")  # the same step folders every tool sees
@@ -181,7 +181,6 @@ def test(session: nox.Session) -> None:
         run_step_tests(session, step, "-q", *session.posargs)
 
 
-TRAINING_STEP = 8  # the MLP lesson: the main job
 MODEL_STEP = 11  # the first step whose train.py takes --model (mlp or resnet)
 
 

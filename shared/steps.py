@@ -7,6 +7,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 STEPS_DIR = REPO_ROOT / "steps"
 _STEP_FOLDER = re.compile(r"^(\d{2})_[a-z0-9_]+$")
 
+# The lesson whose MLP is the main job: `nox -s train` runs its train.py, and the
+# benchmark's targets are about it.
+TRAINING_STEP = 8
+
 
 def step_dirs(steps_dir: Path = STEPS_DIR) -> dict[int, Path]:
     """Every step folder by number, in order: ``{1: steps/01_backward_fns, ...}``."""

@@ -43,7 +43,7 @@ from shared.bench import conv, micro, report, training
 from shared.bench.numpy_mlp import NumpyMLP
 from shared.bench.packages import import_torch, load_folder, load_step, load_train_module
 from shared.data import DATASETS, Dataset, batches, load_dataset, normalised_splits
-from shared.steps import shown, step_dirs
+from shared.steps import TRAINING_STEP, shown, step_dirs
 
 __all__ = [
     "default_step",
@@ -56,9 +56,6 @@ __all__ = [
 ]
 
 PARTS = ("train", "op", "chain", "conv")
-
-
-TRAINING_STEP = 8  # the lesson's training step: the MLP the targets are about
 
 
 def default_step(steps: dict[int, Path] | None = None) -> int:
