@@ -117,7 +117,7 @@ class EpochTiming:
 
 
 def has_conv_api(npgrad: ModuleType) -> bool:
-    """True when the step's package has what these timings need (step 12 on: the ResNet and momentum SGD)."""
+    """True when the step's package has what these timings need (step 12 on: the ResNet)."""
     return all(hasattr(npgrad, name) for name in ("conv2d", "ResNet", "SGD", "cross_entropy"))
 
 
