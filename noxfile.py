@@ -27,8 +27,8 @@ steps agree except where a README lists a change) and ``tooling`` (the tests of
 the learner and maintainer tools in ``shared/tools``). ``propagate -- NN``
 carries a fix in step NN into later steps.
 
-``nox -s train -- [options]`` trains step 08's MLP on MNIST, and ``nox -s train -- --model
-resnet`` step 11's ResNet (not a default session).
+``nox -s train -- [options]`` trains step 08's MLP on MNIST, ``nox -s train -- --model cnn``
+step 11's CNN and ``--model resnet`` step 12's ResNet (not a default session).
 """
 
 import os
@@ -181,7 +181,20 @@ def test(session: nox.Session) -> None:
         run_step_tests(session, step, "-q", *session.posargs)
 
 
-MODEL_STEP = 11  # the first step whose train.py takes --model (mlp or resnet)
+# The step whose train.py trains each ``--model`` (its lesson's model); the later
+# steps' train.py take the earlier models too.
+MODEL_STEPS = {"mlp": 11, "cnn": 11, "resnet": 12}
+
+
+def model_step(args: list[str]) -> int:
+    """The step whose train.py to run for ``args``: step 08 without ``--model``."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--model="):
+            return MODEL_STEPS.get(arg.partition("=")[2], max(MODEL_STEPS.values()))
+        if arg == "--model":
+            name = args[index + 1] if index + 1 < len(args) else ""
+            return MODEL_STEPS.get(name, max(MODEL_STEPS.values()))  # its train.py says why
+    return TRAINING_STEP
 
 
 @nox.session(default=False)
@@ -190,11 +203,11 @@ def train(session: nox.Session) -> None:
 
     Runs ``steps/08_training/train.py`` with the options after ``--`` (see its
     ``--help``), with the repository root on ``PYTHONPATH`` for ``shared``. With
-    ``--model`` (``--model resnet``) it runs ``steps/11_resnet/train.py`` instead.
+    ``--model cnn`` it runs ``steps/11_conv/train.py``, with ``--model resnet``
+    ``steps/12_resnet/train.py`` (``MODEL_STEPS``).
     """
     install_groups(session, "train")
-    wants_model = any(arg == "--model" or arg.startswith("--model=") for arg in session.posargs)
-    script = STEPS[MODEL_STEP if wants_model else TRAINING_STEP] / "train.py"
+    script = STEPS[model_step(list(session.posargs))] / "train.py"
     env = {**ONE_THREAD, "PYTHONPATH": str(ROOT)}
     session.run("python", str(script), *session.posargs, env=env)
 

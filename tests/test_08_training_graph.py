@@ -1,7 +1,8 @@
 """The training command's ``--graph PATH``: the recorded graph of one training step's loss.
 
 Runs ``train.main`` in-process on a small synthetic MNIST (as ``test_08_training.py``
-does), for the MLP and, from step 11 on, for the ResNet (``--model resnet``). Drawing
+does), for the MLP and every model the step's ``--model`` offers (the CNN from step 11,
+the ResNet from step 12). Drawing
 needs Graphviz's ``dot``; without it those tests skip (CI installs it).
 """
 
@@ -31,7 +32,7 @@ needs_dot = pytest.mark.skipif(
     shutil.which("dot") is None,
     reason="Graphviz's dot is not installed (apt-get install graphviz); CI installs it",
 )
-MODELS = ["mlp", "resnet"] if hasattr(train, "MODEL_DEFAULTS") else ["mlp"]
+MODELS = ["mlp", *sorted(set(getattr(train, "MODEL_DEFAULTS", {})) - {"mlp"})]
 
 
 @pytest.fixture
@@ -47,6 +48,8 @@ def model_options(model: str) -> list[str]:
 def parameter_names(model: str) -> list[str]:
     if model == "mlp":
         return ["linear1.weight", "linear1.bias", "linear3.weight", "linear3.bias"]
+    if model == "cnn":
+        return ["features.0.weight", "features.0.bias", "features.3.weight", "fc.bias"]
     return ["conv1.weight", "bn1.weight", "layer1.conv1.weight", "fc.bias"]
 
 

@@ -117,7 +117,7 @@ def test_gradcheck_passes_for_every_new_operation(case: Case) -> None:
     assert gradcheck(case.fn, inputs) is True
 
 
-# Step 11 registers more backward functions; tests/test_11_gradcheck.py covers them all.
+# Step 11 registers more backward functions; tests/test_11_gradcheck.py covers them.
 @pytest.mark.step(10, last=10)
 def test_with_step_09s_cases_every_registered_backward_function_is_reached() -> None:
     missing, reached = unreached_backward_functions([*load_cases(9), *CASES])

@@ -6,7 +6,7 @@
   memory of training;
 - :mod:`shared.bench.micro`: per-op overhead and deep chains (any step from 05 on);
 - :mod:`shared.bench.conv`: conv2d against PyTorch and the ResNet's time per epoch (step
-  11 on), also runnable alone as ``python -m shared.bench.conv``;
+  12 on), also runnable alone as ``python -m shared.bench.conv``;
 - :mod:`shared.bench.report`: targets, the summary table, JSON and the bar chart;
 - :mod:`shared.bench.packages`: importing a step's ``npgrad`` and ``train.py``, and torch;
 - :mod:`shared.bench.cli`: the command line that ties them together.

@@ -1,4 +1,4 @@
-"""Convolution and ResNet timings (step 11 on): conv2d against PyTorch, and a ResNet epoch.
+"""Convolution and ResNet timings (step 12 on): conv2d against PyTorch, and a ResNet epoch.
 
 Two measurements, both on one BLAS thread and one torch thread (``nox -s bench`` pins
 them):
@@ -117,7 +117,7 @@ class EpochTiming:
 
 
 def has_conv_api(npgrad: ModuleType) -> bool:
-    """True when the step's package has what these timings need (step 11 on)."""
+    """True when the step's package has what these timings need (step 12 on: the ResNet)."""
     return all(hasattr(npgrad, name) for name in ("conv2d", "ResNet", "SGD", "cross_entropy"))
 
 
@@ -256,7 +256,7 @@ def run_conv(
     timed_batches: int | None = 50,
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """Both measurements as a JSON-ready dict; skipped (with the reason) before step 11.
+    """Both measurements as a JSON-ready dict; skipped (with the reason) before step 12.
 
     ``images`` (N, 1, 28, 28) float32 and ``labels`` are the training set for the epoch
     timing (normalised MNIST in the benchmark); None skips that part.

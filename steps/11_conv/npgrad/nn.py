@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol, Self, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,6 @@ from npgrad.ops import (
     _pair,
     adaptive_avg_pool2d,
     avg_pool2d,
-    batch_norm,
     conv2d,
     max_pool2d,
 )
@@ -104,22 +103,14 @@ class Module:
     Assigning None to a registered name (``self.bias = None``) keeps the name
     registered with no value; assigning anything else to it is a
     ``TypeError``, since it would silently drop a weight from training.
-    Buffers (``register_buffer``) are tensors saved with the model but not
-    trained, recorded in ``_buffers``. ``training`` says whether the module is
-    in training mode (the default) or evaluation mode; ``train()`` and
-    ``eval()`` set it for the module and every sub-module.
     """
 
     _parameters: dict[str, Parameter | None]
-    _buffers: dict[str, Tensor | None]
     _modules: dict[str, Module | None]
-    training: bool
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
-        object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: object) -> None:
         if "_modules" in self.__dict__:
@@ -134,19 +125,10 @@ class Module:
     def _register(self, name: str, value: object) -> None:
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
-            self._buffers.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._parameters.pop(name, None)
-            self._buffers.pop(name, None)
             self._modules[name] = value
-        elif name in self._buffers:
-            if value is not None and not isinstance(value, Tensor):
-                raise TypeError(
-                    f"cannot assign a {type(value).__name__} to {type(self).__name__}.{name}: "
-                    "it is registered as a buffer; assign a Tensor or None"
-                )
-            self._buffers[name] = value
         elif name in self._parameters or name in self._modules:
             kind = "Parameter" if name in self._parameters else "Module"
             if value is not None:
@@ -162,35 +144,8 @@ class Module:
 
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
-        self._buffers.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
-
-    def register_buffer(self, name: str, tensor: Tensor | None) -> None:
-        """Register ``tensor`` as the buffer ``name``: state that is not a trained weight.
-
-        A buffer (BatchNorm2d's running statistics) is an attribute like any other,
-        saved by ``state_dict()`` and restored by ``load_state_dict()``, but not listed
-        by ``parameters()``, so no optimiser changes it. Assigning a Tensor (or None)
-        to the name later replaces the buffer.
-        """
-        if "_buffers" not in self.__dict__:
-            raise AttributeError(
-                f"cannot register buffer {name!r} before Module.__init__() has run: call "
-                f"super().__init__() first in {type(self).__name__}.__init__"
-            )
-        if isinstance(tensor, Parameter) or not isinstance(tensor, Tensor | None):
-            raise TypeError(
-                f"a buffer must be a plain Tensor or None, got a {type(tensor).__name__} for "
-                f"{name!r} (a Parameter is registered by assigning it to an attribute)"
-            )
-        if name in self._parameters or name in self._modules:
-            raise KeyError(
-                f"cannot register buffer {name!r} of {type(self).__name__}: the name belongs "
-                "to a Parameter or a Module already"
-            )
-        self._buffers[name] = tensor
-        object.__setattr__(self, name, tensor)
 
     __call__ = _CallsForward()
 
@@ -235,42 +190,16 @@ class Module:
                 if module is not None:
                     yield from module._all_named_parameters(f"{prefix}{name}.", recurse)
 
-    def named_buffers(self, recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
-        """``(dotted name, buffer)`` pairs: own buffers first, then each sub-module's."""
-        # The saved state without the Parameters (a buffer is never a Parameter).
-        for name, tensor in self._named_state("", recurse):
-            if not isinstance(tensor, Parameter):
-                yield name, tensor
-
-    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
-        """The buffers, in the order of ``named_buffers()``."""
-        for _, buffer in self.named_buffers(recurse):
-            yield buffer
-
-    def _named_state(self, prefix: str, recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
-        # PyTorch's order: own Parameters, own buffers, then each sub-module's, recursively.
-        for name, param in self._parameters.items():
-            if param is not None:
-                yield prefix + name, param
-        for name, buffer in self._buffers.items():
-            if buffer is not None:
-                yield prefix + name, buffer
-        if recurse:
-            for name, module in self._modules.items():
-                if module is not None:
-                    yield from module._named_state(f"{prefix}{name}.")
-
     def state_dict(self) -> dict[str, Arr]:
-        """A copy of every Parameter's and buffer's values, keyed by dotted name.
+        """A copy of every Parameter's values, keyed by dotted name (``"linear1.weight"``).
 
-        Keys such as ``"linear1.weight"`` or ``"bn1.running_mean"``: each module's
-        own Parameters, then its buffers, then its sub-modules', recursively. The
-        arrays are copies, so later training does not change a saved state.
+        Ordered like ``parameters()``; the arrays are copies, so later training
+        does not change a saved state.
         """
-        return {name: tensor.array.copy() for name, tensor in self._named_state("")}
+        return {name: param.array.copy() for name, param in self._all_named_parameters("", True)}
 
     def load_state_dict(self, state: Mapping[str, npt.ArrayLike | Tensor]) -> None:
-        """Copy ``state``'s values into the existing Parameters and buffers, in place, or none.
+        """Copy ``state``'s values into the existing Parameters, in place, or none at all.
 
         The Parameters stay the same objects with the same arrays, so anything
         holding them (an optimiser) sees the new values. ``state`` needs exactly
@@ -286,18 +215,13 @@ class Module:
                 f"load_state_dict needs a mapping from names to arrays, such as "
                 f"model.state_dict() or a loaded .npz archive; got a {type(state).__name__}"
             )
-        targets = dict(self._named_state(""))
+        targets = dict(self._all_named_parameters("", True))
         problems = [f"missing key {name!r}" for name in targets if name not in state]
         problems += [f"unexpected key {name!r}" for name in state if name not in targets]
         converted: dict[str, Arr] = {}
         for name, target in targets.items():
             if name in state:
-                value, value_problems = _checked_state_value(
-                    name,
-                    state[name],
-                    target,
-                    "parameter" if isinstance(target, Parameter) else "buffer",
-                )
+                value, value_problems = _checked_state_value(name, state[name], target, "parameter")
                 problems += value_problems
                 if value is not None:
                     converted[name] = value
@@ -310,22 +234,6 @@ class Module:
             )
         for name, target in targets.items():
             np.copyto(target.array, converted[name])
-
-    def train(self, mode: bool = True) -> Self:
-        """Put this module and every sub-module, recursively, in training mode (or not).
-
-        Sets ``training`` to ``mode`` everywhere; modules that behave differently
-        in training and evaluation (``BatchNorm2d``) read it in ``forward``.
-        Returns the module itself, so ``model = Model().train()`` works.
-        """
-        self.training = mode
-        for module in self.modules():
-            module.train(mode)
-        return self
-
-    def eval(self) -> Self:
-        """``train(False)``: evaluation mode for this module and all its sub-modules."""
-        return self.train(False)
 
     def extra_repr(self) -> str:
         """The settings shown inside the parentheses of ``repr``; none by default."""
@@ -538,7 +446,7 @@ def cross_entropy(logits: Tensor, true_labels: Tensor | Arr) -> Tensor:
     return log_sum_exp - shifted[np.arange(batch), labels]
 
 
-# --- step 11: the layers of a small ResNet ------------------------------------------------
+# --- step 11: convolutional layers and a small CNN ----------------------------------------
 
 IntOrPair = int | tuple[int, int]
 
@@ -652,70 +560,6 @@ class Conv2d(Module):
         return text
 
 
-class BatchNorm2d(Module):
-    """Batch normalisation of images, per channel, with running statistics.
-
-    In training mode (``module.train()``, the default) each channel is standardised
-    by the batch's own mean and variance, and the buffers ``running_mean`` and
-    ``running_var`` move towards them: ``running = (1 - momentum) * running +
-    momentum * batch`` (the unbiased variance for ``running_var``). In evaluation
-    mode (``module.eval()``) the running statistics standardise instead and are not
-    changed. Then ``* weight + bias`` per channel (ones and zeros at first; none
-    with ``affine=False``). Everything is float32.
-    Shapes: input and output (N, num_features, H, W).
-    """
-
-    weight: Parameter | None
-    bias: Parameter | None
-    running_mean: Tensor
-    running_var: Tensor
-
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float = 0.1,
-        affine: bool = True,
-    ) -> None:
-        super().__init__()
-        if num_features < 1:
-            raise ValueError(f"BatchNorm2d needs at least one feature, got {num_features}")
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        if affine:
-            self.weight = Parameter(Tensor(np.ones(num_features, dtype=np.float32)))
-            self.bias = Parameter(Tensor(np.zeros(num_features, dtype=np.float32)))
-        else:
-            self.weight = None
-            self.bias = None
-        self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=np.float32)))
-        self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=np.float32)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(
-                f"BatchNorm2d({self.num_features}) needs an input of shape "
-                f"(N, {self.num_features}, H, W), got shape {x.shape}"
-            )
-        return batch_norm(
-            x,
-            self.running_mean,
-            self.running_var,
-            self.weight,
-            self.bias,
-            self.training,
-            self.momentum,
-            self.eps,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
-        )
-
-
 class _Pool2d(Module):
     """What ``MaxPool2d`` and ``AvgPool2d`` share: the window settings and their repr."""
 
@@ -800,91 +644,41 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-class BasicBlock(Module):
-    """The residual block of ResNet-18/34: two 3x3 convolutions plus a shortcut.
+class CNN(Module):
+    """A small convolutional network for 1x28x28 images (MNIST).
 
-    ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``. The first convolution
-    has the block's ``stride``; when that stride is not 1 or the number of channels
-    changes, ``x`` no longer has the output's shape, and the shortcut is a projection
-    (a 1x1 convolution with the same stride, then batch normalisation); otherwise it
-    is the identity, and ``shortcut`` is None. The convolutions have no bias: the
-    batch normalisation after each would cancel it. The ReLU works in place, as in
-    torchvision, on results nothing else has saved (the gradient at 0 is 0).
-    Shapes: input (N, in_channels, H, W), output (N, out_channels, OH, OW) with
-    ``OH = (H - 1) // stride + 1``.
-    """
-
-    shortcut: Sequential | None
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        *,
-        rng: np.random.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        self.conv1 = Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False, rng=rng)
-        self.bn1 = BatchNorm2d(out_channels)
-        self.relu = ReLU(inplace=True)
-        self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1, bias=False, rng=rng)
-        self.bn2 = BatchNorm2d(out_channels)
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = Sequential(
-                Conv2d(in_channels, out_channels, 1, stride, bias=False, rng=rng),
-                BatchNorm2d(out_channels),
-            )
-        else:
-            self.shortcut = None
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.shortcut is None else self.shortcut(x)
-        return self.relu(out + identity)
-
-
-class ResNet(Module):
-    """A small ResNet for 1x28x28 images (MNIST), with ``channels = (c1, c2, c3)``.
-
-    - stem: 3x3 convolution 1 -> c1, batch norm, ReLU, 2x2 max pooling: 28x28 -> 14x14;
-    - ``layer1``: a BasicBlock c1 -> c1 at 14x14;
-    - ``layer2``: a BasicBlock c1 -> c2 with stride 2: 14x14 -> 7x7 (projection shortcut);
-    - ``layer3``: a BasicBlock c2 -> c3 with stride 2: 7x7 -> 4x4 (projection shortcut);
-    - head: adaptive average pooling to 1x1, flatten, ``Linear(c3, num_classes)``.
-
+    Two rounds of 3x3 convolution (padding 1, so the size is kept), ReLU and 2x2 max
+    pooling: 1 -> c1 channels at 28x28 -> 14x14, then c1 -> c2 at 14x14 -> 7x7; then
+    flatten and ``Linear(c2 * 7 * 7, num_classes)``.
     Shapes: input (N, 1, 28, 28) float32, output (N, num_classes) logits. ``rng``
     makes the weights reproducible.
     """
 
     def __init__(
         self,
-        channels: tuple[int, int, int] = (16, 32, 64),
+        channels: tuple[int, int] = (8, 16),
         num_classes: int = 10,
         *,
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        c1, c2, c3 = channels
+        c1, c2 = channels
         self.channels = channels
-        self.conv1 = Conv2d(1, c1, 3, padding=1, bias=False, rng=rng)
-        self.bn1 = BatchNorm2d(c1)
-        self.relu = ReLU(inplace=True)
-        self.maxpool = MaxPool2d(2)
-        self.layer1 = BasicBlock(c1, c1, rng=rng)
-        self.layer2 = BasicBlock(c1, c2, stride=2, rng=rng)
-        self.layer3 = BasicBlock(c2, c3, stride=2, rng=rng)
-        self.avgpool = AdaptiveAvgPool2d(1)
+        self.features = Sequential(
+            Conv2d(1, c1, 3, padding=1, rng=rng),
+            ReLU(),
+            MaxPool2d(2),
+            Conv2d(c1, c2, 3, padding=1, rng=rng),
+            ReLU(),
+            MaxPool2d(2),
+        )
         self.flatten = Flatten()
-        self.fc = Linear(c3, num_classes, rng=rng)
+        self.fc = Linear(c2 * 7 * 7, num_classes, rng=rng)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
             raise ValueError(
-                f"ResNet needs a batch of 1x28x28 images, shape (N, 1, 28, 28), got shape "
+                f"CNN needs a batch of 1x28x28 images, shape (N, 1, 28, 28), got shape "
                 f"{x.shape}; reshape flat images with x.reshape(-1, 1, 28, 28)"
             )
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(self.flatten(self.avgpool(x)))
+        return self.fc(self.flatten(self.features(x)))

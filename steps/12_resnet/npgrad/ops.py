@@ -665,7 +665,7 @@ less_equal: _Comparison = wrap_forward_fn(np.less_equal, is_differentiable=False
 greater_equal: _Comparison = wrap_forward_fn(np.greater_equal, is_differentiable=False)
 
 
-# --- step 11: convolution, pooling and batch normalisation --------------------------------
+# --- step 11: convolution and pooling -----------------------------------------------------
 
 
 def _pair(value: int | tuple[int, int], name: str = "size") -> Pair:
@@ -877,6 +877,9 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int, int]) -> Tensor
         )
     block = (height // oh, width // ow)
     return _avg_pool2d_forward(x, block, block, (0, 0))
+
+
+# --- step 12: batch normalisation ---------------------------------------------------------
 
 
 def _batch_norm_train(x: Arr, weight: Arr | None, bias: Arr | None, eps: float) -> Arr:

@@ -1,10 +1,10 @@
-"""Step 11: batch normalisation, the operation and the BatchNorm2d module.
+"""Step 12: batch normalisation, the operation and the BatchNorm2d module.
 
 Training mode normalises by the batch's own statistics and backpropagates through
 them; evaluation mode uses the running statistics, which only training updates. Each
 is checked against PyTorch (values, every gradient, the running statistics after the
 update) and against central differences of a plain NumPy reference (and by gradcheck in
-``test_11_gradcheck.py``).
+``test_12_gradcheck.py``).
 """
 
 from typing import Any
@@ -18,7 +18,7 @@ from shared.testing.gradients import numeric_vjp
 from shared.testing.parity import assert_backward_matches_torch, require_torch, to_numpy
 from shared.testing.strategies import Arr
 
-pytestmark = pytest.mark.step(11)
+pytestmark = pytest.mark.step(12)
 
 
 def reference_batch_norm_train(x: Arr, weight: Arr, bias: Arr, eps: float) -> Arr:

@@ -1,16 +1,15 @@
-"""Train the lesson's MLP, or the small ResNet, on MNIST (or Fashion-MNIST) with npgrad alone.
+"""Train the lesson's MLP, or the small CNN, on MNIST (or Fashion-MNIST) with npgrad alone.
 
 Run from the repository root (``nox -s train`` does exactly this)::
 
-    PYTHONPATH=. python steps/11_resnet/train.py [--model mlp|resnet]
+    PYTHONPATH=. python steps/11_conv/train.py [--model mlp|cnn]
         [--dataset mnist|fashion-mnist] [--epochs N] [--batch-size 64] [--lr X]
-        [--momentum X] [--weight-decay X] [--seed 0] [--data-dir DIR] [--limit N]
+        [--seed 0] [--data-dir DIR] [--limit N]
         [--save model.npz] [--resume model.npz] [--plot curves.png] [--metrics-json PATH]
         [--graph graph.svg]
 
-Epochs, learning rate, momentum and weight decay default to the chosen model's own
-settings (``MODEL_DEFAULTS``): five epochs of plain SGD for the MLP, one epoch of SGD
-with momentum and weight decay for the ResNet.
+Epochs and learning rate default to the chosen model's own settings
+(``MODEL_DEFAULTS``): five epochs of plain SGD for the MLP, one for the CNN.
 
 Each epoch shows a progress bar with the running training loss (on a terminal), then
 prints the test loss and accuracy; the total wall time comes last. The loop's pieces,
@@ -41,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from npgrad import MLP, SGD, Module, ResNet, Tensor, cross_entropy, no_grad
+from npgrad import CNN, MLP, SGD, Module, Tensor, cross_entropy, no_grad
 from npgrad.arrays import Arr
 from shared.data import DATASETS, DatasetError, batches, load_dataset, normalised_splits
 from shared.graph import GraphvizNotFoundError, check_drawable, draw
@@ -52,7 +51,8 @@ Batch = tuple[Images, Labels]
 
 EVAL_BATCH_SIZE = 1000  # evaluation needs no gradients, so larger batches are cheap
 GRID_IMAGES = 25  # test images shown in the plot
-RESNET_CHANNELS = (16, 32, 64)
+CNN_CHANNELS = (8, 16)
+CNN_LR = 0.05
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,11 @@ class ModelDefaults:
     input_shape: tuple[int, ...]
     epochs: int
     lr: float
-    momentum: float
-    weight_decay: float
 
 
 MODEL_DEFAULTS = {
-    "mlp": ModelDefaults("MLP", (28 * 28,), epochs=5, lr=0.01, momentum=0.0, weight_decay=0.0),
-    "resnet": ModelDefaults(
-        "ResNet", (1, 28, 28), epochs=1, lr=0.05, momentum=0.9, weight_decay=5e-4
-    ),
+    "mlp": ModelDefaults("MLP", (28 * 28,), epochs=5, lr=0.01),
+    "cnn": ModelDefaults("CNN", (1, 28, 28), epochs=1, lr=CNN_LR),
 }
 
 
@@ -107,15 +103,12 @@ def batch_loss(model: Module, images: Images, labels: Labels) -> Tensor:
 def train_epoch(model: Module, optimizer: SGD, batches: Iterable[Batch]) -> float:
     """One pass over ``batches``: a gradient step per batch; returns the mean training loss.
 
-    The model is put in training mode first (batch normalisation then uses each batch's
-    statistics and updates its running ones). Each step clears the gradients, computes
-    the mean loss of the batch, backpropagates and lets ``optimizer`` update the
-    parameters. The returned loss is the mean over every example seen (each batch's
-    mean weighted by its size), measured as training went, so with the parameters
-    changing along the way. When ``batches`` is a ``tqdm`` progress bar, its postfix
-    shows that running mean.
+    Each step clears the gradients, computes the mean loss of the batch, backpropagates
+    and lets ``optimizer`` update the parameters. The returned loss is the mean over every
+    example seen (each batch's mean weighted by its size), measured as training went, so
+    with the parameters changing along the way. When ``batches`` is a ``tqdm`` progress bar,
+    its postfix shows that running mean.
     """
-    model.train()
     total, count = 0.0, 0
     progress = batches if isinstance(batches, tqdm) else None
     for images, labels in batches:
@@ -140,25 +133,18 @@ def evaluate(
     Runs under ``no_grad()``: nothing is recorded, no gradient is touched, and the
     parameters are not changed (there is no optimizer step here, unlike the exercise this
     lesson is based on, whose evaluation loop ended with a stray ``optimizer.step()``).
-    The model runs in evaluation mode (batch normalisation uses its running statistics
-    and leaves them alone), and returns to the mode it was in afterwards.
     """
     if len(labels) == 0:
         raise ValueError("evaluate got an empty test set")
     total_loss = 0.0
     predictions: list[Labels] = []
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            for start in range(0, len(labels), batch_size):
-                x = images[start : start + batch_size]
-                y = labels[start : start + batch_size]
-                logits = model(Tensor(x))
-                total_loss += float(cross_entropy(logits, y).sum().item())
-                predictions.append(logits.argmax(dim=1).array.astype(np.int64))
-    finally:
-        model.train(was_training)
+    with no_grad():
+        for start in range(0, len(labels), batch_size):
+            x = images[start : start + batch_size]
+            y = labels[start : start + batch_size]
+            logits = model(Tensor(x))
+            total_loss += float(cross_entropy(logits, y).sum().item())
+            predictions.append(logits.argmax(dim=1).array.astype(np.int64))
     predicted = np.concatenate(predictions)
     return Evaluation(
         loss=total_loss / len(labels),
@@ -170,8 +156,7 @@ def evaluate(
 def save_checkpoint(model: Module, path: Path) -> None:
     """Write ``model.state_dict()`` to ``path`` as an ``.npz`` archive, without pickle.
 
-    One array per parameter and buffer, named by its dotted key (``linear1.weight``,
-    ``bn1.running_mean``). Written to a
+    One array per parameter, named by its dotted key (``linear1.weight``). Written to a
     temporary file first and moved into place, so an interrupted save never leaves a
     half-written checkpoint. The name is used as given (``np.savez`` alone would append
     ``.npz`` to a name without it).
@@ -197,7 +182,7 @@ def load_checkpoint(model: Module, path: Path) -> None:
     Read by :func:`read_checkpoint`, which checks the archive against the model before
     reading any array, then loaded by ``Module.load_state_dict``, which checks the values
     before copying any. Raises ``RuntimeError`` naming every missing, unexpected,
-    mis-shaped, non-float or non-finite parameter or buffer when the checkpoint belongs to another
+    mis-shaped, non-float or non-finite parameter when the checkpoint belongs to another
     model (or holds values no model should), :class:`CheckpointError` (a ``ValueError``)
     for a file that is not a readable ``.npz`` of plain arrays, and ``OSError`` when the
     file cannot be opened. A failed load leaves the model unchanged.
@@ -377,16 +362,16 @@ def make_generators(seed: int) -> tuple[np.random.Generator, np.random.Generator
 
 
 def make_model(name: str, rng: np.random.Generator) -> tuple[Module, str]:
-    """The model called ``name`` (``"mlp"`` or ``"resnet"``) and a one-line description.
+    """The model called ``name`` (``"mlp"`` or ``"cnn"``) and a one-line description.
 
-    The MLP takes flat images, (N, 784); the ResNet (N, 1, 28, 28) (``MODEL_DEFAULTS``).
+    The MLP takes flat images, (N, 784); the CNN (N, 1, 28, 28) (``MODEL_DEFAULTS``).
     """
     model: Module
     if name == "mlp":
         model, title = MLP(rng=rng), "MLP 784-64-64-10"
-    elif name == "resnet":
-        model = ResNet(RESNET_CHANNELS, rng=rng)
-        title = "ResNet " + "-".join(str(c) for c in RESNET_CHANNELS)
+    elif name == "cnn":
+        model = CNN(CNN_CHANNELS, rng=rng)
+        title = "CNN " + "-".join(str(c) for c in CNN_CHANNELS)
     else:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_DEFAULTS)}")
     n_params = sum(p.array.size for p in model.parameters())
@@ -395,14 +380,12 @@ def make_model(name: str, rng: np.random.Generator) -> tuple[Module, str]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = "; ".join(
-        f"{name}: {count_epochs(d.epochs)}, lr {d.lr}, momentum {d.momentum}, weight decay "
-        f"{d.weight_decay}"
-        for name, d in MODEL_DEFAULTS.items()
+        f"{name}: {count_epochs(d.epochs)}, lr {d.lr}" for name, d in MODEL_DEFAULTS.items()
     )
     parser = argparse.ArgumentParser(
         prog="train.py",
-        description="Train npgrad's MLP (784-64-64-10) or small ResNet with SGD on MNIST or "
-        f"Fashion-MNIST. Unless given, epochs, lr, momentum and weight decay follow the "
+        description="Train npgrad's MLP (784-64-64-10) or small CNN with SGD on MNIST or "
+        f"Fashion-MNIST. Unless given, epochs and lr follow the "
         f"model ({defaults}).",
     )
     parser.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="mlp")
@@ -410,8 +393,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="passes over the training set")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=None, help="SGD learning rate")
-    parser.add_argument("--momentum", type=float, default=None, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=float, default=None, help="SGD weight decay")
     parser.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling")
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="a folder holding the four IDX files"
@@ -437,7 +418,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             check_drawable(args.graph)
         except (ValueError, GraphvizNotFoundError) as exc:
             parser.error(f"--graph: {exc}")
-    for name in ("epochs", "lr", "momentum", "weight_decay"):
+    for name in ("epochs", "lr"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(MODEL_DEFAULTS[args.model], name))
     for name in ("epochs", "seed", "batch_size", "limit"):
@@ -445,10 +426,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         least = 0 if name in ("epochs", "seed") else 1
         if value is not None and value < least:
             parser.error(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
-    for name in ("lr", "momentum", "weight_decay"):
-        value = getattr(args, name)
-        if not (np.isfinite(value) and value >= 0):
-            parser.error(f"--{name.replace('_', '-')} must be a non-negative number, got {value}")
+    if not (np.isfinite(args.lr) and args.lr >= 0):
+        parser.error(f"--lr must be a non-negative number, got {args.lr}")
     if args.plot is not None and args.epochs == 0:
         parser.error("--plot draws curves per epoch: it needs --epochs 1 or more")
     return args
@@ -479,16 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: cannot resume from {args.resume}: {'; '.join(lines)}", file=sys.stderr)
             return 1
         print(f"resumed from {args.resume}")
-    optimizer = SGD(
-        model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
-    )
-    extras = "".join(
-        f" {label}={value}"
-        for label, value in (("momentum", args.momentum), ("weight decay", args.weight_decay))
-        if value
-    )
+    optimizer = SGD(model.parameters(), lr=args.lr)
     print(
-        f"{description}, SGD lr={args.lr}{extras}, batch size {args.batch_size}, "
+        f"{description}, SGD lr={args.lr}, batch size {args.batch_size}, "
         f"{count_epochs(args.epochs)}, seed {args.seed}"
     )
 

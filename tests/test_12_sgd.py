@@ -1,4 +1,4 @@
-"""Step 11: SGD with momentum, dampening, Nesterov and weight decay, as torch.optim.SGD."""
+"""Step 12: SGD with momentum, dampening, Nesterov and weight decay, as torch.optim.SGD."""
 
 from typing import Any
 
@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from npgrad import SGD, Conv2d, Parameter, ResNet, Tensor, cross_entropy, is_grad_enabled
 from shared.testing.parity import require_torch, to_numpy
 
-pytestmark = pytest.mark.step(11)
+pytestmark = pytest.mark.step(12)
 
 SETTINGS = [
     {"momentum": 0.9},

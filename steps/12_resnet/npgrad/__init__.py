@@ -1,4 +1,4 @@
-"""npgrad, step 11: convolution, pooling, batch normalisation, a small ResNet, SGD momentum."""
+"""npgrad, step 12: batch normalisation, buffers, train/eval, SGD momentum, a small ResNet."""
 
 from npgrad.arrays import Arr
 from npgrad.autograd import (
@@ -54,6 +54,7 @@ from npgrad.backward_fns import (
 from npgrad.grad_mode import NoGrad, is_grad_enabled, no_grad, set_grad_enabled
 from npgrad.gradcheck import GradcheckError, gradcheck
 from npgrad.nn import (
+    CNN,
     MLP,
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -121,6 +122,7 @@ from npgrad.tensor import Index, Recipe, Tensor, VersionCounter, arange, empty, 
 
 __all__ = [
     "BACK_FUNCS",
+    "CNN",
     "MLP",
     "SGD",
     "AdaptiveAvgPool2d",
