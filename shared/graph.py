@@ -375,6 +375,8 @@ class _ExampleRunner(doctest.DocTestRunner):
         example: doctest.Example,
         exc_info: tuple[type[BaseException], BaseException, object],
     ) -> None:
+        if self.errors:  # what follows a failed example fails for that reason: keep the first
+            return
         line = (test.lineno or 0) + example.lineno + 1
         kind, error = exc_info[0], exc_info[1]
         self.errors.append(
@@ -405,12 +407,11 @@ def _run_examples(readme: Path, stops: Sequence[int]) -> list[dict[str, object]]
         test = doctest.DocTest(segment, namespace, readme.name, str(readme), 0, text)
         test.globs = namespace  # DocTest copies the namespace it is given; share one
         runner.run(test, out=lambda _: None, clear_globs=False)
+        if runner.errors:  # one line, the first failure: the rest follow from it
+            raise ReadmeGraphError(
+                f"the examples of {readme} fail, so its graphs cannot be drawn: " + runner.errors[0]
+            )
         snapshots.append(dict(namespace))
-    if runner.errors:
-        raise ReadmeGraphError(
-            f"the examples of {readme} fail, so its graphs cannot be drawn:\n  "
-            + "\n  ".join(runner.errors)
-        )
     return snapshots
 
 

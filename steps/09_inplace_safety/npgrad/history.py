@@ -29,11 +29,6 @@ def needs_grad(value: object) -> bool:
     return isinstance(value, Tensor) and (value.requires_grad or value.recipe is not None)
 
 
-def generation(tensor: Tensor) -> int:
-    """How many recorded in-place operations ``tensor`` has been through."""
-    return 0 if tensor._history is None else len(tensor._history)
-
-
 def make_recipe(
     func: Callable[..., Arr],
     arg_values: tuple[object, ...],
@@ -203,6 +198,7 @@ def refresh_view(tensor: Tensor) -> None:
     if not (is_grad_enabled() and needs_grad(base)):
         return
     take_over_history(tensor)
+    tensor.array = view_of(base.array, view.of_base)  # the same memory, as the recipe says
     tensor.requires_grad = True
     tensor.recipe = make_recipe(
         view_of, (base.array, view.of_base), {}, {0: base}, {0: base}, tensor
@@ -217,6 +213,8 @@ def _rewrite_base_history(x: Tensor, view: View) -> None:
     """
     base = view.base
     before = take_over_history(base)
+    # The memory is shared, so this writes what is already there; it is what the recipe says.
+    write_through_view(base.array, x.array, view.of_base)
     parents = {1: x} if not needs_grad(before) else {0: before, 1: x}
     base.requires_grad = True
     base.recipe = make_recipe(
