@@ -16,15 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from npgrad.arrays import Arr
-from npgrad.backward_fns import Pair
 from npgrad.ops import (
-    _pair,
     adaptive_avg_pool2d,
     avg_pool2d,
     batch_norm,
     conv2d,
     max_pool2d,
 )
+from npgrad.ops.windows import Pair, as_pair
 from npgrad.tensor import Tensor
 
 
@@ -613,9 +612,9 @@ class Conv2d(Module):
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.kernel_size: Pair = _pair(kernel_size, "kernel_size")
-        self.stride: Pair = _pair(stride, "stride")
-        self.padding: Pair = _pair(padding, "padding")
+        self.kernel_size: Pair = as_pair(kernel_size, "kernel_size")
+        self.stride: Pair = as_pair(stride, "stride")
+        self.padding: Pair = as_pair(padding, "padding")
         if min(in_channels, out_channels, *self.kernel_size, *self.stride) < 1:
             raise ValueError(
                 "Conv2d needs at least one input and output channel, and kernel sizes and "
