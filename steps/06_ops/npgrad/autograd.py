@@ -6,7 +6,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from npgrad.arrays import Arr
-from npgrad.registry import BACK_FUNCS
+from npgrad.registry import BACK_FUNCS, display_name
 from npgrad.tensor import Tensor
 
 
@@ -94,7 +94,7 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
             back_fn = BACK_FUNCS.get_back_func(recipe.func, position)
             grad_in = back_fn(grad_out, node.array, *recipe.args, **recipe.kwargs)
             if grad_in.shape != parent.array.shape:
-                name = getattr(recipe.func, "__name__", repr(recipe.func))
+                name = display_name(recipe.func)
                 raise RuntimeError(
                     f"the backward function for argument {position} of {name} returned a "
                     f"gradient of shape {grad_in.shape} for an input of shape "

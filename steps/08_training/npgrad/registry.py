@@ -8,6 +8,11 @@ from npgrad.arrays import Arr
 BackFunc = Callable[..., Arr]
 
 
+def display_name(func: object) -> str:
+    """A function's name for messages: its ``__name__``, or its repr when it has none."""
+    return str(getattr(func, "__name__", repr(func)))
+
+
 class MissingBackwardFunctionError(LookupError):
     """No backward function is registered for a forward function and argument position."""
 
@@ -34,7 +39,7 @@ class BackwardFuncLookup:
         try:
             return self._back_funcs[(forward_fn, arg_position)]
         except KeyError:
-            name = getattr(forward_fn, "__name__", repr(forward_fn))
+            name = display_name(forward_fn)
             raise MissingBackwardFunctionError(
                 f"no backward function for argument {arg_position} of {name}: register one "
                 f"with BACK_FUNCS.add_back_func({name}, {arg_position}, <backward function>)"

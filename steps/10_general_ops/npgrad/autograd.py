@@ -7,7 +7,7 @@ import numpy as np
 
 from npgrad import history
 from npgrad.arrays import Arr
-from npgrad.registry import BACK_FUNCS, describe_arg
+from npgrad.registry import BACK_FUNCS, describe_arg, display_name
 from npgrad.tensor import Recipe, Tensor
 
 
@@ -121,7 +121,7 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
             back_fn = BACK_FUNCS.get_back_func(recipe.func, key)
             grad_in = back_fn(grad_out, node.array, *recipe.args, **recipe.kwargs)
             if grad_in.shape != parent.array.shape:
-                name = getattr(recipe.func, "__name__", repr(recipe.func))
+                name = display_name(recipe.func)
                 raise RuntimeError(
                     f"the backward function for {describe_arg(key)} of {name} returned a "
                     f"gradient of shape {grad_in.shape} for an input of shape "
@@ -189,7 +189,7 @@ def _check_saved_versions(node: Tensor, recipe: Recipe) -> None:
 def _inplace_error(what: str, recipe: Recipe, version: int, expected: int) -> InplaceError:
     """The error for ``what`` (an argument or the output) of ``recipe``'s function."""
     # Built only on failure: the check above runs for every node of every backward pass.
-    name = getattr(recipe.func, "__name__", repr(recipe.func))
+    name = display_name(recipe.func)
     return InplaceError(
         f"{what} of {name}, saved for backward, was modified by an in-place operation: "
         f"it is at version {version}, expected version {expected}; make the in-place "

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from npgrad import history
 from npgrad.arrays import Arr
 from npgrad.grad_mode import is_grad_enabled
-from npgrad.registry import BACK_FUNCS, ArgKey
+from npgrad.registry import BACK_FUNCS, ArgKey, display_name
 from npgrad.tensor import Tensor
 
 
@@ -51,7 +51,7 @@ def wrap_forward_fn(
                 raise TypeError(
                     _keyword_error(numpy_func, name, "no backward function is registered for it")
                     + ", or register one with BACK_FUNCS.add_back_func("
-                    f"{_name(numpy_func)}, {name!r}, <backward function>)"
+                    f"{display_name(numpy_func)}, {name!r}, <backward function>)"
                 )
         arg_values = tuple(_unbox(arg) for arg in args)
         kwarg_values = {name: _unbox(value) for name, value in kwargs.items()}
@@ -71,13 +71,9 @@ def _unbox(value: object) -> object:
     return value.array if isinstance(value, Tensor) else value
 
 
-def _name(func: Callable[..., Arr]) -> str:
-    return getattr(func, "__name__", repr(func))
-
-
 def _keyword_error(func: Callable[..., Arr], keyword: str, reason: str) -> str:
     return (
-        f"{_name(func)}() got a Tensor for keyword argument {keyword!r}, but {reason}: "
+        f"{display_name(func)}() got a Tensor for keyword argument {keyword!r}, but {reason}: "
         "pass tensors positionally"
     )
 
@@ -121,9 +117,11 @@ def _bind_keywords(
             continue
         param = parameters.get(name)
         if param is None and not takes_any_keyword:
-            raise TypeError(_keyword_error(func, name, f"{_name(func)} has no such parameter"))
+            raise TypeError(
+                _keyword_error(func, name, f"{display_name(func)} has no such parameter")
+            )
         if param is not None and param.kind is inspect.Parameter.POSITIONAL_ONLY:
-            reason = f"{name!r} is a positional-only parameter of {_name(func)}"
+            reason = f"{name!r} is a positional-only parameter of {display_name(func)}"
             raise TypeError(_keyword_error(func, name, reason))
         if param in positional:
             moving.append(name)

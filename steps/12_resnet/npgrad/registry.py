@@ -38,6 +38,11 @@ class Reads:
 READS_EVERYTHING = Reads(None, True)
 
 
+def display_name(func: object) -> str:
+    """A function's name for messages: its ``__name__``, or its repr when it has none."""
+    return str(getattr(func, "__name__", repr(func)))
+
+
 class MissingBackwardFunctionError(LookupError):
     """No backward function is registered for a forward function and argument position."""
 
@@ -117,7 +122,7 @@ class BackwardFuncLookup:
         variadic = self._variadic_back_funcs.get(forward_fn)
         if variadic is not None and isinstance(arg_position, int):
             return partial(variadic, arg_position)
-        name = getattr(forward_fn, "__name__", repr(forward_fn))
+        name = display_name(forward_fn)
         raise MissingBackwardFunctionError(
             f"no backward function for {describe_arg(arg_position)} of {name}: register one "
             f"with BACK_FUNCS.add_back_func({name}, {arg_position!r}, <backward function>)"

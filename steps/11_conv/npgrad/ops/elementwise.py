@@ -22,10 +22,7 @@ log: Callable[[Tensor], Tensor] = wrap_forward_fn(np.log)
 
 
 def log_back(grad_out: Arr, out: Arr, x: Arr) -> Arr:
-    """Gradient with respect to ``x`` of ``out = log(x)``: ``grad_out / x``.
-
-    Shapes: ``grad_out``, ``out`` and ``x`` all share ``x``'s shape.
-    """
+    """Gradient with respect to ``x`` of ``out = log(x)``: ``grad_out / x``."""
     return grad_out / x
 
 
@@ -37,20 +34,12 @@ multiply: Callable[[Tensor | Arr | float, Tensor | Arr | float], Tensor] = wrap_
 
 
 def multiply_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
-    """Gradient with respect to ``x`` (argument 0) of ``out = x * y``: ``grad_out * y``.
-
-    Shapes: ``x`` and ``y`` broadcast together (``y`` may be a Python float);
-    ``grad_out`` has the broadcast shape, the result ``x``'s shape.
-    """
+    """Gradient with respect to ``x`` (argument 0) of ``out = x * y``: ``grad_out * y``."""
     return unbroadcast(grad_out * y, x)
 
 
 def multiply_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
-    """Gradient with respect to ``y`` (argument 1) of ``out = x * y``: ``grad_out * x``.
-
-    Shapes: ``x`` and ``y`` broadcast together (``x`` may be a Python float);
-    ``grad_out`` has the broadcast shape, the result ``y``'s shape.
-    """
+    """Gradient with respect to ``y`` (argument 1) of ``out = x * y``: ``grad_out * x``."""
     return unbroadcast(grad_out * x, y)
 
 
@@ -84,10 +73,7 @@ negative: Callable[[Tensor], Tensor] = wrap_forward_fn(np.negative)
 
 
 def negative_back(grad_out: Arr, out: Arr, x: Arr) -> Arr:
-    """Gradient with respect to ``x`` of ``out = -x``: ``-grad_out``.
-
-    Shapes: ``grad_out``, ``out`` and ``x`` all share ``x``'s shape.
-    """
+    """Gradient with respect to ``x`` of ``out = -x``: ``-grad_out``."""
     return -grad_out
 
 
@@ -101,7 +87,6 @@ def exp_back(grad_out: Arr, out: Arr, x: Arr) -> Arr:
 
     The derivative of exp is exp itself, which the forward pass already
     computed: reuse ``out`` instead of calling ``np.exp(x)`` again.
-    Shapes: ``grad_out``, ``out`` and ``x`` all share ``x``'s shape.
     """
     return grad_out * out
 
@@ -112,20 +97,12 @@ add: Callable[[Tensor | Arr | float, Tensor | Arr | float], Tensor] = wrap_forwa
 
 
 def add_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
-    """Gradient with respect to ``x`` (argument 0) of ``out = x + y``: ``grad_out``, unbroadcast.
-
-    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
-    shape, the result ``x``'s shape.
-    """
+    """Gradient with respect to ``x`` (argument 0) of ``out = x + y``: ``grad_out``, unbroadcast."""
     return unbroadcast(grad_out, x)
 
 
 def add_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
-    """Gradient with respect to ``y`` (argument 1) of ``out = x + y``: ``grad_out``, unbroadcast.
-
-    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
-    shape, the result ``y``'s shape.
-    """
+    """Gradient with respect to ``y`` (argument 1) of ``out = x + y``: ``grad_out``, unbroadcast."""
     return unbroadcast(grad_out, y)
 
 
@@ -138,20 +115,12 @@ subtract: Callable[[Tensor | Arr | float, Tensor | Arr | float], Tensor] = wrap_
 
 
 def subtract_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
-    """Gradient with respect to ``x`` (argument 0) of ``out = x - y``: ``grad_out``, unbroadcast.
-
-    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
-    shape, the result ``x``'s shape.
-    """
+    """Gradient with respect to ``x`` (argument 0) of ``out = x - y``: ``grad_out``, unbroadcast."""
     return unbroadcast(grad_out, x)
 
 
 def subtract_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
-    """Gradient with respect to ``y`` (argument 1) of ``out = x - y``: ``-grad_out``, unbroadcast.
-
-    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
-    shape, the result ``y``'s shape.
-    """
+    """Gradient with respect to ``y`` (argument 1) of ``out = x - y``: ``-grad_out`` unbroadcast."""
     return unbroadcast(-grad_out, y)
 
 
@@ -164,11 +133,7 @@ true_divide: Callable[[Tensor | Arr | float, Tensor | Arr | float], Tensor] = wr
 
 
 def true_divide_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
-    """Gradient with respect to ``x`` (argument 0) of ``out = x / y``: ``grad_out / y``.
-
-    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
-    shape, the result ``x``'s shape.
-    """
+    """Gradient with respect to ``x`` (argument 0) of ``out = x / y``: ``grad_out / y``."""
     return unbroadcast(grad_out / y, x)
 
 
@@ -177,8 +142,6 @@ def true_divide_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
 
     Read from the inputs only, not as ``-grad_out * out / y``: a backward that
     reads ``out`` gives a wrong answer once ``out`` is changed in place.
-    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
-    shape, the result ``y``'s shape.
     """
     return unbroadcast(-grad_out * x / (y * y), y)
 
@@ -196,8 +159,6 @@ def maximum_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr | float) -> Arr:
     (the tie splits the gradient evenly between the two), 0 where ``x`` is
     smaller. Where either is NaN the output is NaN and ``grad_out`` passes to
     both, as in PyTorch, so the gradient does not hide the NaN.
-    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
-    shape, the result ``x``'s shape.
     """
     grad = grad_out * ~(x < y)  # not "x > y": a comparison with NaN is False
     ties = np.equal(x, y)
@@ -211,8 +172,6 @@ def maximum_back1(grad_out: Arr, out: Arr, x: Arr | float, y: Arr) -> Arr:
 
     ``grad_out`` where ``y`` is larger, half of it at a tie, 0 where ``y`` is
     smaller, and ``grad_out`` where either is NaN (as in PyTorch).
-    Shapes: ``x`` and ``y`` broadcast together; ``grad_out`` has the broadcast
-    shape, the result ``y``'s shape.
     """
     grad = grad_out * ~(y < x)
     ties = np.equal(x, y)

@@ -34,7 +34,6 @@ def reshape_back(grad_out: Arr, out: Arr, x: Arr, shape: tuple[int, ...]) -> Arr
     """Gradient with respect to ``x`` of ``out = reshape(x, shape)``: ``grad_out`` reshaped back.
 
     Reshaping moves no value, so each element's gradient just moves back.
-    Shapes: ``grad_out`` has ``out``'s shape, the result ``x``'s shape.
     """
     return grad_out.reshape(x.shape)
 
@@ -61,7 +60,6 @@ def permute_back(grad_out: Arr, out: Arr, x: Arr, dims: tuple[int, ...]) -> Arr:
     Output dimension ``i`` is input dimension ``dims[i]``, so the gradient's
     dimension ``i`` goes back to position ``dims[i]`` (the inverse is ``dims``
     itself only when the permutation is its own inverse, as a 2-D transpose is).
-    Shapes: ``grad_out`` has ``out``'s shape, the result ``x``'s shape.
     """
     inverse = [0] * len(dims)
     for position, dim in enumerate(dims):
@@ -106,7 +104,6 @@ def expand_back(grad_out: Arr, out: Arr, x: Arr, sizes: tuple[int, ...]) -> Arr:
 
     Expanding is broadcasting by request: each input element was copied along
     the stretched dimensions, so its gradient is the sum over them.
-    Shapes: ``grad_out`` has ``out``'s shape, the result ``x``'s shape.
     """
     return unbroadcast(grad_out, x)
 
@@ -144,7 +141,6 @@ def getitem_back(grad_out: Arr, out: Arr, x: Arr, index: object) -> Arr:
     An element picked several times (an integer array with repeated
     coordinates) receives the sum of its gradients: ``np.add.at`` accumulates,
     where ``grad[index] += grad_out`` would keep only one of them.
-    Shapes: ``grad_out`` has ``out``'s shape, the result ``x``'s shape.
     """
     grad = np.zeros(x.shape, dtype=grad_out.dtype)
     np.add.at(grad, index, grad_out)  # type: ignore[arg-type]  # any valid NumPy index
