@@ -1,7 +1,8 @@
 """Step 08: the SGD optimiser, the training loop, checkpoints and the training command.
 
-The command (``steps/08_training/train.py``, imported as ``train``: the step folder is on
-``sys.path``; a learner's workspace without its own ``train.py`` gets the step's) runs
+The command (``steps/08_training/train.py``, imported as ``train``, and the checkpoint code
+beside it, ``checkpoint.py``: the step folder is on ``sys.path``; a learner's workspace
+without its own ``train.py`` gets the step's) runs
 in-process on a small synthetic dataset written as IDX files into ``tmp_path``, with the
 dataset table's checksums pointed at them and every fetching source (network, npm, Debian)
 switched off, so these tests never need the network or the cache. Only the ``real_mnist``
@@ -50,9 +51,11 @@ try:
     import train
 except ModuleNotFoundError:
     # A learner's workspace (--impl DIR) holds the npgrad package only: test its SGD
-    # with the step's own training command, which then imports the workspace's npgrad.
+    # with the step's own training command, which then imports the workspace's npgrad
+    # (and the step's checkpoint.py and reporting.py, unless the workspace has its own).
     sys.path.append(str(step_dir(8)))
     import train
+import checkpoint
 
 pytestmark = pytest.mark.step(8)
 
@@ -423,10 +426,10 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path: Path) -> No
     train.train_epoch(model, optimizer, data.batches(images, labels, 10, shuffle=False))
     path = tmp_path / "model.npz"
 
-    train.save_checkpoint(model, path)
+    checkpoint.save_checkpoint(model, path)
     other = MLP(rng=np.random.default_rng(99))
     params_before = list(other.parameters())
-    train.load_checkpoint(other, path)
+    checkpoint.load_checkpoint(other, path)
 
     assert [id(p) for p in other.parameters()] == [id(p) for p in params_before]  # in place
     assert_array_equal(other(Tensor(images)).array, model(Tensor(images)).array)
@@ -439,7 +442,7 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path: Path) -> No
 def test_checkpoint_is_a_plain_npz_of_the_state_dict(tmp_path: Path) -> None:
     model = MLP(rng=np.random.default_rng(0))
     path = tmp_path / "plain.ckpt"  # the name is used as given: no ".npz" appended
-    train.save_checkpoint(model, path)
+    checkpoint.save_checkpoint(model, path)
     assert [p.name for p in tmp_path.iterdir()] == ["plain.ckpt"]
     with np.load(path, allow_pickle=False) as archive:
         assert sorted(archive.files) == sorted(model.state_dict())
@@ -461,7 +464,7 @@ def test_checkpoint_of_another_shape_names_the_parameter(tmp_path: Path) -> None
     before = model.state_dict()
 
     with pytest.raises(RuntimeError, match=r"shape mismatch for 'linear1\.weight'.*\(32, 784\)"):
-        train.load_checkpoint(model, path)
+        checkpoint.load_checkpoint(model, path)
 
     for name, value in model.state_dict().items():
         assert_array_equal(value, before[name], err_msg=name)  # nothing half-loaded
@@ -474,7 +477,7 @@ def test_checkpoint_with_a_missing_parameter_names_it(tmp_path: Path) -> None:
     path = tmp_path / "partial.npz"
     np.savez(path, allow_pickle=False, **state)
     with pytest.raises(RuntimeError, match=r"missing key 'linear3\.bias'"):
-        train.load_checkpoint(model, path)
+        checkpoint.load_checkpoint(model, path)
 
 
 def test_checkpoint_that_needs_pickle_is_refused(tmp_path: Path) -> None:
@@ -484,7 +487,7 @@ def test_checkpoint_that_needs_pickle_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "pickled.npz"
     np.savez(path, allow_pickle=True, **state)  # type: ignore[arg-type]  # an object array, on purpose
     with pytest.raises(ValueError, match="allow_pickle"):
-        train.load_checkpoint(model, path)
+        checkpoint.load_checkpoint(model, path)
 
 
 def npy_bytes(array: npt.NDArray[np.generic]) -> bytes:
@@ -558,7 +561,7 @@ def test_the_hand_written_zip_is_a_checkpoint(tmp_path: Path) -> None:
     source, target = MLP(rng=np.random.default_rng(1)), MLP(rng=np.random.default_rng(2))
     path = tmp_path / "by_hand.npz"
     write_zip(path, checkpoint_members(source))
-    train.load_checkpoint(target, path)
+    checkpoint.load_checkpoint(target, path)
     for name, value in target.state_dict().items():
         assert_array_equal(value, source.state_dict()[name], err_msg=name)
 
@@ -568,7 +571,7 @@ def test_a_compressed_or_fortran_ordered_checkpoint_loads_too(tmp_path: Path) ->
     state = {name: np.asfortranarray(value) for name, value in source.state_dict().items()}
     path = tmp_path / "compressed.npz"
     np.savez_compressed(path, allow_pickle=False, **state)
-    train.load_checkpoint(target, path)
+    checkpoint.load_checkpoint(target, path)
     for name, value in target.state_dict().items():
         assert_array_equal(value, source.state_dict()[name], err_msg=name)
 
@@ -584,7 +587,7 @@ def test_an_inflating_member_is_refused_before_it_is_read(tmp_path: Path) -> Non
     tracemalloc.start()
     try:
         with pytest.raises(RuntimeError, match=r"unexpected key 'extra'"):
-            train.load_checkpoint(model, path)
+            checkpoint.load_checkpoint(model, path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -602,9 +605,10 @@ def test_a_parameter_member_larger_than_its_header_is_refused_unread(tmp_path: P
     tracemalloc.start()
     try:
         with pytest.raises(
-            train.CheckpointError, match=r"'linear3\.bias\.npy' is 1073741952 bytes, but its header"
+            checkpoint.CheckpointError,
+            match=r"'linear3\.bias\.npy' is 1073741952 bytes, but its header",
         ):
-            train.load_checkpoint(model, path)
+            checkpoint.load_checkpoint(model, path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -622,7 +626,7 @@ def test_a_header_declaring_an_absurd_shape_is_refused_naming_it(tmp_path: Path)
         match=r"shape mismatch for 'linear1\.weight': the checkpoint has shape "
         r"\(1000000000, 1000000000\), the model's has shape \(64, 784\)",
     ):
-        train.load_checkpoint(model, path)
+        checkpoint.load_checkpoint(model, path)
 
 
 @pytest.mark.parametrize("dtype", ["<i4", "|b1", "<c16", "<U3", "<M8[D]"])
@@ -635,7 +639,7 @@ def test_a_checkpoint_of_non_float_values_is_refused_naming_them(
     path = tmp_path / "typed.npz"
     np.savez(path, allow_pickle=False, **state)
     with pytest.raises(RuntimeError, match=r"dtype mismatch for 'linear3\.bias'"):
-        train.load_checkpoint(model, path)
+        checkpoint.load_checkpoint(model, path)
 
 
 def test_a_checkpoint_with_nan_is_refused_and_changes_nothing(tmp_path: Path) -> None:
@@ -646,7 +650,7 @@ def test_a_checkpoint_with_nan_is_refused_and_changes_nothing(tmp_path: Path) ->
     path = tmp_path / "nan.npz"
     np.savez(path, allow_pickle=False, **state)
     with pytest.raises(RuntimeError, match=r"non-finite values for 'linear3\.bias': 1 of 10"):
-        train.load_checkpoint(model, path)
+        checkpoint.load_checkpoint(model, path)
     for name, value in model.state_dict().items():
         assert_array_equal(value, before[name], err_msg=name)
 
@@ -665,8 +669,8 @@ def test_a_file_that_is_no_checkpoint_is_refused_saying_why(tmp_path: Path, kind
     content, pattern = BAD_FILES[kind]
     path = tmp_path / "bad.npz"
     path.write_bytes(content)
-    with pytest.raises(train.CheckpointError, match=pattern):
-        train.load_checkpoint(MLP(rng=np.random.default_rng(0)), path)
+    with pytest.raises(checkpoint.CheckpointError, match=pattern):
+        checkpoint.load_checkpoint(MLP(rng=np.random.default_rng(0)), path)
 
 
 def test_a_member_that_is_not_npy_is_refused(tmp_path: Path) -> None:
@@ -675,8 +679,10 @@ def test_a_member_that_is_not_npy_is_refused(tmp_path: Path) -> None:
     members[2] = stored("linear2.weight.npy", b"hello, world")
     path = tmp_path / "odd.npz"
     write_zip(path, members)
-    with pytest.raises(train.CheckpointError, match=r"'linear2\.weight\.npy' is not a plain \.npy"):
-        train.load_checkpoint(model, path)
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"'linear2\.weight\.npy' is not a plain \.npy"
+    ):
+        checkpoint.load_checkpoint(model, path)
 
 
 def test_a_member_whose_data_is_corrupt_is_refused(tmp_path: Path) -> None:
@@ -686,13 +692,13 @@ def test_a_member_whose_data_is_corrupt_is_refused(tmp_path: Path) -> None:
     members[1] = (name, method, data[:-4] + b"\xff\xff\xff\xff", crc, size)  # CRC no longer fits
     path = tmp_path / "corrupt.npz"
     write_zip(path, members)
-    with pytest.raises(train.CheckpointError, match=r"damaged or unsupported zip archive"):
-        train.load_checkpoint(model, path)
+    with pytest.raises(checkpoint.CheckpointError, match=r"damaged or unsupported zip archive"):
+        checkpoint.load_checkpoint(model, path)
 
 
 def test_a_missing_checkpoint_raises_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        train.load_checkpoint(MLP(rng=np.random.default_rng(0)), tmp_path / "nowhere.npz")
+        checkpoint.load_checkpoint(MLP(rng=np.random.default_rng(0)), tmp_path / "nowhere.npz")
 
 
 # --------------------------------------------------------------------------- the command

@@ -30,7 +30,9 @@ def load_train() -> ModuleType:
     ``import train`` finds it when the step folder is on ``sys.path``. A learner's
     workspace (``--impl DIR``) holds the package only; there step 08's tests have
     already imported step 08's ``train.py`` as ``train``, so step 12's is loaded from
-    its file under a name of its own, on top of the workspace's ``npgrad``.
+    its file under a name of its own, on top of the workspace's ``npgrad``. The modules
+    beside it (``checkpoint.py``, ``reporting.py``) are step 12's too: its folder comes
+    first on ``sys.path`` while the file runs, and step 08's modules are put back after.
     """
     try:
         import train
@@ -45,7 +47,17 @@ def load_train() -> ModuleType:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
+    folder = step_dir(12)
+    siblings = [path.stem for path in folder.glob("*.py") if path.stem != "train"]
+    saved = {sibling: sys.modules.pop(sibling) for sibling in siblings if sibling in sys.modules}
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+        for sibling in siblings:
+            sys.modules.pop(sibling, None)
+        sys.modules.update(saved)
     return module
 
 

@@ -1,16 +1,17 @@
-"""Neural-network building blocks: Parameter, Module, Linear, ReLU, MLP and cross_entropy.
+"""``Parameter`` and ``Module``, the base class of every layer and model.
 
 A ``Module`` notices the ``Parameter``s and sub-``Module``s assigned to its
 attributes, so ``model.parameters()`` finds every weight of a model however
-deeply it is nested, always in the same order. ``cross_entropy`` is built from
-the engine's operations, so it backpropagates like anything else.
+deeply it is nested, always in the same order; it also keeps buffers (state
+that is saved but not trained) and a training or evaluation mode.
+``state_dict()`` and ``load_state_dict()`` save and restore the weights and
+buffers by dotted name.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Protocol, Self, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,8 @@ class Parameter(Tensor):
                 "point first (for example Tensor(array.astype(np.float32)))"
             )
         super().__init__(tensor.array, requires_grad)
+        # One array, one count of in-place changes, whichever tensor made them.
+        self._version_counter = tensor._version_counter
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -93,14 +96,22 @@ class Module:
     Assigning None to a registered name (``self.bias = None``) keeps the name
     registered with no value; assigning anything else to it is a
     ``TypeError``, since it would silently drop a weight from training.
+    Buffers (``register_buffer``) are tensors saved with the model but not
+    trained, recorded in ``_buffers``. ``training`` says whether the module is
+    in training mode (the default) or evaluation mode; ``train()`` and
+    ``eval()`` set it for the module and every sub-module.
     """
 
     _parameters: dict[str, Parameter | None]
+    _buffers: dict[str, Tensor | None]
     _modules: dict[str, Module | None]
+    training: bool
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: object) -> None:
         if "_modules" in self.__dict__:
@@ -115,10 +126,19 @@ class Module:
     def _register(self, name: str, value: object) -> None:
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
+            self._buffers.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._parameters.pop(name, None)
+            self._buffers.pop(name, None)
             self._modules[name] = value
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(
+                    f"cannot assign a {type(value).__name__} to {type(self).__name__}.{name}: "
+                    "it is registered as a buffer; assign a Tensor or None"
+                )
+            self._buffers[name] = value
         elif name in self._parameters or name in self._modules:
             kind = "Parameter" if name in self._parameters else "Module"
             if value is not None:
@@ -134,8 +154,35 @@ class Module:
 
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Tensor | None) -> None:
+        """Register ``tensor`` as the buffer ``name``: state that is not a trained weight.
+
+        A buffer (BatchNorm2d's running statistics) is an attribute like any other,
+        saved by ``state_dict()`` and restored by ``load_state_dict()``, but not listed
+        by ``parameters()``, so no optimiser changes it. Assigning a Tensor (or None)
+        to the name later replaces the buffer.
+        """
+        if "_buffers" not in self.__dict__:
+            raise AttributeError(
+                f"cannot register buffer {name!r} before Module.__init__() has run: call "
+                f"super().__init__() first in {type(self).__name__}.__init__"
+            )
+        if isinstance(tensor, Parameter) or not isinstance(tensor, Tensor | None):
+            raise TypeError(
+                f"a buffer must be a plain Tensor or None, got a {type(tensor).__name__} for "
+                f"{name!r} (a Parameter is registered by assigning it to an attribute)"
+            )
+        if name in self._parameters or name in self._modules:
+            raise KeyError(
+                f"cannot register buffer {name!r} of {type(self).__name__}: the name belongs "
+                "to a Parameter or a Module already"
+            )
+        self._buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
 
     __call__ = _CallsForward()
 
@@ -180,16 +227,42 @@ class Module:
                 if module is not None:
                     yield from module._all_named_parameters(f"{prefix}{name}.", recurse)
 
-    def state_dict(self) -> dict[str, Arr]:
-        """A copy of every Parameter's values, keyed by dotted name (``"linear1.weight"``).
+    def named_buffers(self, recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """``(dotted name, buffer)`` pairs: own buffers first, then each sub-module's."""
+        # The saved state without the Parameters (a buffer is never a Parameter).
+        for name, tensor in self._named_state("", recurse):
+            if not isinstance(tensor, Parameter):
+                yield name, tensor
 
-        Ordered like ``parameters()``; the arrays are copies, so later training
-        does not change a saved state.
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """The buffers, in the order of ``named_buffers()``."""
+        for _, buffer in self.named_buffers(recurse):
+            yield buffer
+
+    def _named_state(self, prefix: str, recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        # PyTorch's order: own Parameters, own buffers, then each sub-module's, recursively.
+        for name, param in self._parameters.items():
+            if param is not None:
+                yield prefix + name, param
+        for name, buffer in self._buffers.items():
+            if buffer is not None:
+                yield prefix + name, buffer
+        if recurse:
+            for name, module in self._modules.items():
+                if module is not None:
+                    yield from module._named_state(f"{prefix}{name}.")
+
+    def state_dict(self) -> dict[str, Arr]:
+        """A copy of every Parameter's and buffer's values, keyed by dotted name.
+
+        Keys such as ``"linear1.weight"`` or ``"bn1.running_mean"``: each module's
+        own Parameters, then its buffers, then its sub-modules', recursively. The
+        arrays are copies, so later training does not change a saved state.
         """
-        return {name: param.array.copy() for name, param in self._all_named_parameters("", True)}
+        return {name: tensor.array.copy() for name, tensor in self._named_state("")}
 
     def load_state_dict(self, state: Mapping[str, npt.ArrayLike | Tensor]) -> None:
-        """Copy ``state``'s values into the existing Parameters, in place, or none at all.
+        """Copy ``state``'s values into the existing Parameters and buffers, in place, or none.
 
         The Parameters stay the same objects with the same arrays, so anything
         holding them (an optimiser) sees the new values. ``state`` needs exactly
@@ -205,13 +278,18 @@ class Module:
                 f"load_state_dict needs a mapping from names to arrays, such as "
                 f"model.state_dict() or a loaded .npz archive; got a {type(state).__name__}"
             )
-        targets = dict(self._all_named_parameters("", True))
+        targets = dict(self._named_state(""))
         problems = [f"missing key {name!r}" for name in targets if name not in state]
         problems += [f"unexpected key {name!r}" for name in state if name not in targets]
         converted: dict[str, Arr] = {}
         for name, target in targets.items():
             if name in state:
-                value, value_problems = _checked_state_value(name, state[name], target, "parameter")
+                value, value_problems = _checked_state_value(
+                    name,
+                    state[name],
+                    target,
+                    "parameter" if isinstance(target, Parameter) else "buffer",
+                )
                 problems += value_problems
                 if value is not None:
                     converted[name] = value
@@ -224,6 +302,22 @@ class Module:
             )
         for name, target in targets.items():
             np.copyto(target.array, converted[name])
+
+    def train(self, mode: bool = True) -> Self:
+        """Put this module and every sub-module, recursively, in training mode (or not).
+
+        Sets ``training`` to ``mode`` everywhere; modules that behave differently
+        in training and evaluation (``BatchNorm2d``) read it in ``forward``.
+        Returns the module itself, so ``model = Model().train()`` works.
+        """
+        self.training = mode
+        for module in self.modules():
+            module.train(mode)
+        return self
+
+    def eval(self) -> Self:
+        """``train(False)``: evaluation mode for this module and all its sub-modules."""
+        return self.train(False)
 
     def extra_repr(self) -> str:
         """The settings shown inside the parentheses of ``repr``; none by default."""
@@ -283,146 +377,3 @@ def _checked_state_value(
                 f"or infinite as {dtype}; a model's state must be finite"
             ]
     return converted, []
-
-
-class Linear(Module):
-    """A fully connected layer: ``y = x @ weight.T + bias``.
-
-    ``weight`` has shape (out_features, in_features) and ``bias`` shape
-    (out_features,), both float32, drawn uniformly from
-    ``[-1/sqrt(in_features), 1/sqrt(in_features))`` as in PyTorch. Pass ``rng``
-    for reproducible weights. ``bias=False`` sets ``bias`` to None.
-    """
-
-    weight: Parameter
-    bias: Parameter | None
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        *,
-        rng: np.random.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        if in_features < 1 or out_features < 1:
-            raise ValueError(
-                f"Linear needs at least one input and one output feature, "
-                f"got in_features={in_features}, out_features={out_features}"
-            )
-        self.in_features = in_features
-        self.out_features = out_features
-        rng = np.random.default_rng() if rng is None else rng
-        bound = 1 / math.sqrt(in_features)
-        # Filled before it becomes a Parameter: initialising is not part of any graph.
-        weight = Tensor(np.empty((out_features, in_features), dtype=np.float32))
-        self.weight = Parameter(weight.uniform_(-bound, bound, rng=rng))
-        if bias:
-            values = Tensor(np.empty(out_features, dtype=np.float32))
-            self.bias = Parameter(values.uniform_(-bound, bound, rng=rng))
-        else:
-            self.bias = None
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x @ weight.T + bias``: shape (*, in_features) to (*, out_features).
-
-        Matrix multiplication is 2-D only at this step, so an input with other
-        than two dimensions is flattened to (batch, in_features) and the result
-        reshaped back.
-        """
-        if not isinstance(x, Tensor):
-            raise TypeError(
-                f"Linear takes a Tensor, got a {type(x).__name__}: wrap the data first, "
-                "for example Tensor(np.array(data, dtype=np.float32))"
-            )
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"Linear(in_features={self.in_features}) needs an input of shape "
-                f"(*, {self.in_features}), got shape {x.shape}"
-            )
-        flat = x if x.ndim == 2 else x.reshape(-1, self.in_features)
-        out = flat @ self.weight.T
-        if self.bias is not None:
-            out = out + self.bias
-        return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.out_features)
-
-    def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}"
-        )
-
-
-class ReLU(Module):
-    """``max(x, 0)`` elementwise; any shape.
-
-    Built on ``maximum``, so the gradient at exactly 0 is 0.5 (``torch.relu``
-    gives 0 there).
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.relu()
-
-
-class MLP(Module):
-    """The network of the lesson: 784 -> 64 -> ReLU -> 64 -> ReLU -> 10.
-
-    Takes a batch of flattened 28x28 images, shape (batch, 784), and returns
-    one logit per class, shape (batch, 10). ``rng`` makes the weights
-    reproducible.
-    """
-
-    def __init__(self, *, rng: np.random.Generator | None = None) -> None:
-        super().__init__()
-        self.linear1 = Linear(28 * 28, 64, rng=rng)
-        self.relu1 = ReLU()
-        self.linear2 = Linear(64, 64, rng=rng)
-        self.relu2 = ReLU()
-        self.linear3 = Linear(64, 10, rng=rng)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.relu1(self.linear1(x))
-        x = self.relu2(self.linear2(x))
-        return self.linear3(x)
-
-
-def cross_entropy(logits: Tensor, true_labels: Tensor | Arr) -> Tensor:
-    """The cross-entropy loss of each example, without reduction.
-
-    ``loss[i] = log(sum_j exp(logits[i, j])) - logits[i, true_labels[i]]``:
-    minus the log of the softmax probability of the true class. Shapes:
-    ``logits`` (batch, classes), ``true_labels`` integer class indices (batch,),
-    the result (batch,). Built from engine operations, so it backpropagates to
-    ``logits``. Stable for large logits: each row's maximum is subtracted
-    first, so ``exp`` never sees a positive number. The maximum is taken from
-    the array, outside the graph: the loss does not depend on it, so it needs
-    no gradient.
-    """
-    if not isinstance(logits, Tensor):
-        raise TypeError(
-            f"cross_entropy needs the logits as a Tensor (a model's output), got a "
-            f"{type(logits).__name__}: wrap an array as Tensor(array) to differentiate it"
-        )
-    labels = true_labels.array if isinstance(true_labels, Tensor) else np.asarray(true_labels)
-    if logits.ndim != 2:
-        raise ValueError(
-            f"cross_entropy needs logits of shape (batch, classes), got shape {logits.shape}"
-        )
-    batch, n_classes = logits.shape
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"true_labels must be integer class indices, got dtype {labels.dtype}")
-    if labels.shape != (batch,):
-        raise ValueError(
-            f"true_labels must have shape ({batch},), one label per row of logits of shape "
-            f"{logits.shape}; got shape {labels.shape}"
-        )
-    out_of_range = labels[(labels < 0) | (labels >= n_classes)]
-    if out_of_range.size:
-        raise IndexError(
-            f"true_labels must lie in [0, {n_classes}) for {n_classes} classes, "
-            f"got {out_of_range.tolist()}"
-        )
-    shifted = logits - Tensor(logits.array.max(axis=1, keepdims=True))
-    log_sum_exp = shifted.exp().sum(dim=1).log()
-    return log_sum_exp - shifted[np.arange(batch), labels]
