@@ -200,7 +200,7 @@ def _run(
                 assert isinstance(grad_out, Tensor)
                 grad_in: Gradient = _call_twin(back_fn, grad_out, node, recipe)
             else:
-                assert isinstance(grad_out, np.ndarray)
+                assert not isinstance(grad_out, Tensor)
                 grad_in = back_fn(grad_out, node.array, *recipe.args, **recipe.kwargs)
             if grad_in.shape != parent.array.shape:
                 name = getattr(recipe.func, "__name__", repr(recipe.func))
