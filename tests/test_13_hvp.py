@@ -74,7 +74,12 @@ INDEX = np.array([0, 2, 2, 1, 0])  # repeated rows
 REVERSED = INDEX[::-1].copy()
 
 CASES = [
-    HvpCase("add", lambda x, y: x + y, lambda x, y: x + y, lambda r: [r.normal(size=(3, 4)), r.normal(size=4)]),
+    HvpCase(
+        "add",
+        lambda x, y: x + y,
+        lambda x, y: x + y,
+        lambda r: [r.normal(size=(3, 4)), r.normal(size=4)],
+    ),
     HvpCase(
         "subtract",
         lambda x, y: x - y,
@@ -315,12 +320,18 @@ def hvp_errors(case: HvpCase, seed: int = 0) -> tuple[float, float]:
     torch_leaves = [theirs[i] for i in wrt]
     grads = npgrad.grad(loss, leaves, create_graph=True)
     torch_grads = torch.autograd.grad(torch_loss, torch_leaves, create_graph=True)
-    first = max(relative_error(g.array, to_numpy(t)) for g, t in zip(grads, torch_grads, strict=True))
+    first = max(
+        relative_error(g.array, to_numpy(t)) for g, t in zip(grads, torch_grads, strict=True)
+    )
     vectors = [rng.normal(size=leaf.shape) for leaf in leaves]
     dot = sum(((g * v).sum() for g, v in zip(grads, vectors, strict=True)), Tensor(0.0))
-    torch_dot = sum((g * torch.from_numpy(v)).sum() for g, v in zip(torch_grads, vectors, strict=True))
+    torch_dot = sum(
+        (g * torch.from_numpy(v)).sum() for g, v in zip(torch_grads, vectors, strict=True)
+    )
     products = npgrad.grad(dot, leaves, allow_unused=True)
-    torch_products = torch.autograd.grad(torch_dot, torch_leaves, allow_unused=True, materialize_grads=True)
+    torch_products = torch.autograd.grad(
+        torch_dot, torch_leaves, allow_unused=True, materialize_grads=True
+    )
     second = max(
         relative_error(p.array, to_numpy(t)) for p, t in zip(products, torch_products, strict=True)
     )
@@ -330,14 +341,19 @@ def hvp_errors(case: HvpCase, seed: int = 0) -> tuple[float, float]:
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_first_gradients_and_hessian_vector_products_match_pytorch(case: HvpCase) -> None:
     first, second = hvp_errors(case)
-    assert first < 1e-10, f"{case.name}: the first gradients differ from PyTorch's (relative {first:.2e})"
+    assert first < 1e-10, (
+        f"{case.name}: the first gradients differ from PyTorch's (relative {first:.2e})"
+    )
     assert second < 1e-9, (
         f"{case.name}: the Hessian-vector products differ from PyTorch's (relative {second:.2e})"
     )
 
 
 def third_derivative(
-    fn: Callable[..., Any], grad: Callable[..., Sequence[Any]], leaves: list[Any], vectors: list[Any]
+    fn: Callable[..., Any],
+    grad: Callable[..., Sequence[Any]],
+    leaves: list[Any],
+    vectors: list[Any],
 ) -> list[Any]:
     """The gradient of ``sum(d/dx (sum(d/dx L . v1)) . v2)``: a third derivative of ``L``."""
     loss = fn(*leaves)
