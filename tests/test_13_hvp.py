@@ -73,6 +73,25 @@ def tf() -> Any:
 INDEX = np.array([0, 2, 2, 1, 0])  # repeated rows
 REVERSED = INDEX[::-1].copy()
 
+
+def write_through_first_row(h: Any, y: Any) -> Any:
+    """``h`` with ``y * y`` added in place to its first row, through a view, then squared."""
+    h[0].add_(y * y)
+    return h * h
+
+
+def read_view_after_base_change(h: Any, y: Any) -> Any:
+    """A view of ``h`` read after ``h`` changed in place: it sees the new values."""
+    row = h[1]
+    h.add_(y * y)
+    return row * row
+
+
+def overwritten(h: Any, fill: Callable[[Any], Any]) -> Any:
+    fill(h)
+    return h
+
+
 CASES = [
     HvpCase(
         "add",
@@ -128,6 +147,32 @@ CASES = [
         lambda x, y: (x * 1.0).add_(y * y, alpha=0.5),
         lambda x, y: (x * 1.0).add_(y * y, alpha=0.5),
         lambda r: [r.normal(size=(3, 4)), r.normal(size=4)],
+    ),
+    HvpCase(
+        "inplace_through_a_view",
+        lambda x, y: write_through_first_row(x * 1.0, y),
+        lambda x, y: write_through_first_row(x * 1.0, y),
+        lambda r: [r.normal(size=(3, 4)), r.normal(size=4)],
+    ),
+    HvpCase(
+        "view_of_a_changed_base",
+        lambda x, y: read_view_after_base_change(x * 1.0, y),
+        lambda x, y: read_view_after_base_change(x * 1.0, y),
+        lambda r: [r.normal(size=(3, 4)), r.normal(size=(3, 4))],
+    ),
+    HvpCase(
+        "overwrite",
+        lambda x: overwritten(x * 1.0, lambda h: h.uniform_(rng=np.random.default_rng(5))) * x,
+        lambda x: (
+            overwritten(
+                x * 1.0,
+                lambda h: h.copy_(
+                    torch_module().from_numpy(np.random.default_rng(5).uniform(size=h.shape))
+                ),
+            )
+            * x
+        ),
+        normal(3, 4),
     ),
     HvpCase(
         "reshape",
