@@ -150,6 +150,9 @@ def test_every_registered_backward_function_has_a_twin() -> None:
         if not GRAPH_BACK_FUNCS.has_twin(fn)
     )
     assert not missing, f"backward functions without a Tensor twin: {missing}"
+    registered = {getattr(fn, "func", fn) for fn in back_fns}  # a variadic one is bound
+    strays = [fn for fn in GRAPH_BACK_FUNCS.twinned() if fn not in registered]
+    assert not strays, f"twins of functions no forward function uses: {strays}"
 
 
 def test_with_earlier_cases_every_registered_backward_function_is_reached() -> None:
