@@ -20,7 +20,7 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["METRIC_KEYS", "plot_training"]
+__all__ = ["METRIC_KEYS", "plot_curves", "plot_training"]
 
 # What every epoch's entry of ``metrics`` must hold. Accuracy is a fraction in [0, 1].
 METRIC_KEYS: Final = ("train_loss", "test_loss", "test_accuracy")
@@ -159,4 +159,41 @@ def plot_training(
 
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=100)
+    return path
+
+
+def plot_curves(
+    curves: Mapping[str, Sequence[float]],
+    path: Path | str,
+    *,
+    title: str,
+    xlabel: str = "iteration",
+    ylabel: str = "loss",
+    log_scale: bool = True,
+) -> Path:
+    """Write one PNG with a line per named curve (values per iteration); return its path.
+
+    With ``log_scale`` the y axis is logarithmic, for values that fall by orders of
+    magnitude (a loss minus its optimum); values that are not positive are then left out.
+    """
+    if not curves or not all(len(values) for values in curves.values()):
+        raise ValueError("plot_curves needs at least one curve, each with at least one value")
+    path = Path(path)
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for label, values in curves.items():
+        ys = np.asarray(values, dtype=np.float64)
+        xs = np.arange(len(ys))
+        keep = ys > 0 if log_scale else np.ones(len(ys), dtype=bool)
+        axes.plot(xs[keep], ys[keep], "o-" if len(ys) <= 30 else "-", label=label)
+    if log_scale:
+        axes.set_yscale("log")
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
     return path

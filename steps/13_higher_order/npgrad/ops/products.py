@@ -1,0 +1,296 @@
+"""Matrix products: ``matmul`` with batching and broadcasting, and ``einsum``."""
+
+import re
+import string
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from npgrad.arrays import Arr
+from npgrad.forward import wrap_forward_fn
+from npgrad.ops.broadcasting import unbroadcast
+from npgrad.registry import BACK_FUNCS
+from npgrad.tensor import Tensor
+
+
+def _check_matmul_operands(x: object, y: object) -> None:
+    """Raise ``TypeError`` unless both operands of matmul are arrays (a number has no rows)."""
+    for operand in (x, y):
+        if not isinstance(operand, np.ndarray):
+            raise TypeError(
+                f"matmul needs two tensors, got {type(operand).__name__} {operand!r}: "
+                "to scale a tensor by a number, use * instead of @"
+            )
+
+
+def _matmul(x: Arr, y: Arr) -> Arr:
+    """``x @ y`` with PyTorch's shape rules; shapes that do not fit raise, naming both.
+
+    Two 1-D arrays give their dot product (0-d); a 1-D ``x`` is a row and a
+    1-D ``y`` a column, whose added dimension is dropped again; arrays with
+    more than two dimensions are stacks of matrices in the last two, and
+    their batch dimensions (all but the last two) broadcast.
+    """
+    _check_matmul_operands(x, y)
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError(_matmul_error(x, y, "both need at least one dimension"))
+    inner = y.shape[0] if y.ndim == 1 else y.shape[-2]
+    if x.shape[-1] != inner:
+        reason = f"the last size of the first ({x.shape[-1]}) must equal "
+        reason += "the size of the second" if y.ndim == 1 else "the second-to-last of the second"
+        raise ValueError(_matmul_error(x, y, f"{reason} ({inner})"))
+    try:
+        np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    except ValueError:
+        reason = f"the batch shapes {x.shape[:-2]} and {y.shape[:-2]} do not broadcast"
+        raise ValueError(_matmul_error(x, y, reason)) from None
+    return np.asarray(np.matmul(x, y))
+
+
+def _matmul_error(x: Arr, y: Arr, reason: str) -> str:
+    return (
+        f"matmul of incompatible shapes: got {x.shape} and {y.shape}; {reason} "
+        "(transpose one side with .T, or reshape it)"
+    )
+
+
+matmul: Callable[[Tensor | Arr, Tensor | Arr], Tensor] = wrap_forward_fn(_matmul)
+
+
+def matmul_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
+    """Gradient with respect to ``x`` (argument 0) of ``out = x @ y``: ``grad_out @ y.T``.
+
+    With PyTorch's rules for matmul: a 1-D ``x`` is a row ``(1, k)`` and a
+    1-D ``y`` a column ``(k, 1)`` whose added dimension is dropped from
+    ``out``, so ``grad_out`` gets that dimension back first; the transpose
+    swaps the last two dimensions only; and batch dimensions that ``x`` was
+    broadcast along are summed away (``unbroadcast``).
+    Shapes: ``x`` is (..., m, k) or (k,), ``y`` is (..., k, n) or (k,); ``grad_out``
+    has ``out``'s shape, the result ``x``'s shape.
+    """
+    x2, y2, grad2 = _matmul_as_2d(grad_out, x, y)
+    return unbroadcast(grad2 @ np.swapaxes(y2, -1, -2), x2).reshape(x.shape)
+
+
+def matmul_back1(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
+    """Gradient with respect to ``y`` (argument 1) of ``out = x @ y``: ``x.T @ grad_out``.
+
+    The same rules as ``matmul_back0``: 1-D arguments become a row (``x``) or
+    a column (``y``), the transpose swaps the last two dimensions, and batch
+    dimensions that ``y`` was broadcast along are summed away.
+    Shapes: ``x`` is (..., m, k) or (k,), ``y`` is (..., k, n) or (k,); ``grad_out``
+    has ``out``'s shape, the result ``y``'s shape.
+    """
+    x2, y2, grad2 = _matmul_as_2d(grad_out, x, y)
+    return unbroadcast(np.swapaxes(x2, -1, -2) @ grad2, y2).reshape(y.shape)
+
+
+def _matmul_as_2d(grad_out: Arr, x: Arr, y: Arr) -> tuple[Arr, Arr, Arr]:
+    """``x`` as (..., m, k), ``y`` as (..., k, n) and ``grad_out`` as (..., m, n).
+
+    Undoes the dimension matmul drops for a 1-D argument: a 1-D ``x`` is the
+    row (1, k), a 1-D ``y`` the column (k, 1), and ``grad_out`` regains the
+    size-1 dimension each of them lost in ``out``.
+    """
+    if x.ndim == 1:
+        x = x[np.newaxis, :]
+    if y.ndim == 1:
+        y = y[:, np.newaxis]
+    batch = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    return x, y, grad_out.reshape((*batch, x.shape[-2], y.shape[-1]))
+
+
+BACK_FUNCS.add_back_func(_matmul, 0, matmul_back0, reads=(1,))
+BACK_FUNCS.add_back_func(_matmul, 1, matmul_back1, reads=(0,))
+
+# Every label einsum accepts, in ASCII order: the order of an implicit output.
+EINSUM_LETTERS = string.ascii_uppercase + string.ascii_lowercase
+
+_EINSUM_TERM = re.compile(r"[A-Za-z]*(?:\.\.\.)?[A-Za-z]*")
+
+
+def einsum_labels(
+    subscripts: str, shapes: Sequence[tuple[int, ...]]
+) -> tuple[tuple[str, ...], str]:
+    """``subscripts`` for operands of ``shapes``, made explicit: one letter per dimension.
+
+    Returns a term per operand and the output term, where ``...`` has become
+    fresh letters (one per broadcast dimension, right-aligned as in
+    broadcasting) and an implicit output (no ``->``) is spelled out: the
+    ellipsis dimensions, then every letter used exactly once, in ASCII order
+    (uppercase first). An explicit output without ``...`` sums the ellipsis
+    dimensions away, as in PyTorch. Raises ``ValueError`` for subscripts that
+    do not fit the shapes.
+    """
+    text = subscripts.replace(" ", "")
+    inputs, arrow, output = text.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(
+            f"einsum subscripts {subscripts!r} name {len(terms)} operand(s) but "
+            f"{len(shapes)} were given: write one comma-separated term per operand"
+        )
+    for term in (*terms, output):
+        if _EINSUM_TERM.fullmatch(term) is None:
+            raise ValueError(
+                f"einsum subscripts {subscripts!r}: {term!r} is not a term; a term is letters "
+                "(a-z, A-Z) with at most one '...'"
+            )
+    n_ellipsis_dims = []
+    for index, (term, shape) in enumerate(zip(terms, shapes, strict=True)):
+        n_letters = len(term.replace("...", ""))
+        extra = len(shape) - n_letters
+        if extra < 0 or (extra > 0 and "..." not in term):
+            raise ValueError(
+                f"einsum term {term!r} names {n_letters} dimension(s) but operand {index} has "
+                f"shape {shape}: write one letter per dimension, or '...' for the rest"
+            )
+        n_ellipsis_dims.append(extra)
+    used = set(text)
+    free = [letter for letter in EINSUM_LETTERS if letter not in used]
+    n_broadcast = max(n_ellipsis_dims, default=0)
+    if n_broadcast > len(free):
+        raise ValueError(f"einsum subscripts {subscripts!r} need more than 52 letters")
+    ellipsis_letters = "".join(free[:n_broadcast])
+    explicit = tuple(
+        term.replace("...", ellipsis_letters[n_broadcast - n :])
+        for term, n in zip(terms, n_ellipsis_dims, strict=True)
+    )
+    if arrow:
+        output = output.replace("...", ellipsis_letters)
+        named = "".join(terms)
+        for letter in output:
+            if output.count(letter) > 1 or letter not in named + ellipsis_letters:
+                raise ValueError(
+                    f"einsum subscripts {subscripts!r}: the output letter {letter!r} must appear "
+                    "in an input term, and only once in the output"
+                )
+    else:
+        letters = "".join(terms).replace("...", "")
+        once = sorted(letter for letter in set(letters) if letters.count(letter) == 1)
+        has_ellipsis = "..." in inputs
+        output = (ellipsis_letters if has_ellipsis else "") + "".join(once)
+    _check_einsum_sizes(subscripts, explicit, shapes)
+    return explicit, output
+
+
+def _check_einsum_sizes(
+    subscripts: str, terms: Sequence[str], shapes: Sequence[tuple[int, ...]]
+) -> None:
+    """Each letter has one size across the operands, or size 1 where it broadcasts."""
+    sizes: dict[str, set[int]] = {}
+    for term, shape in zip(terms, shapes, strict=True):
+        for letter, size in zip(term, shape, strict=True):
+            sizes.setdefault(letter, set()).add(size)
+    for letter, found in sizes.items():
+        if len(found - {1}) > 1:
+            shown = ", ".join(str(shape) for shape in shapes)
+            raise ValueError(
+                f"einsum subscripts {subscripts!r} with operands of shapes {shown}: the "
+                f"letter {letter!r} has sizes {sorted(found)}, but a letter stands for one "
+                "size (or 1, which broadcasts)"
+            )
+
+
+def _einsum(subscripts: str, *operands: Arr) -> Arr:
+    """``np.einsum`` with the subscripts made explicit first (``einsum_labels``).
+
+    So the forward and ``einsum_back`` read the subscripts the same way, and
+    an output without ``...`` sums the ellipsis dimensions, as in PyTorch.
+    """
+    terms, output = einsum_labels(subscripts, [np.shape(operand) for operand in operands])
+    return np.asarray(np.einsum(",".join(terms) + "->" + output, *operands))
+
+
+_einsum_forward = wrap_forward_fn(_einsum)
+
+
+def einsum(subscripts: str, *operands: Tensor) -> Tensor:
+    """Einstein summation over ``operands``, with a gradient for each.
+
+    ``einsum("ij,jk->ik", a, b)`` is a matrix product: each letter names a
+    dimension, letters missing from the output (after ``->``) are summed, a
+    letter repeated in one term takes a diagonal (``"ii->i"``), ``...``
+    stands for broadcast dimensions, and without ``->`` the output is every
+    letter used once, in ASCII order (uppercase first). Each operand is a
+    separate argument of the recorded forward, so one variadic backward
+    (``einsum_back``) serves them all. Shapes: one letter per dimension of
+    each operand; the result has one dimension per output letter.
+    """
+    if not isinstance(subscripts, str):
+        raise TypeError(
+            f"einsum takes the subscripts string first, as in einsum('ij,jk->ik', a, b); got "
+            f"a {type(subscripts).__name__} (NumPy's form with integer lists is not supported)"
+        )
+    return _einsum_forward(subscripts, *operands)
+
+
+def einsum_back(position: int, grad_out: Arr, out: Arr, subscripts: str, *operands: Arr) -> Arr:
+    """Gradient of ``out = einsum(subscripts, *operands)`` for the argument at ``position``.
+
+    Registered as the variadic backward of einsum: ``position`` is the
+    argument's place in ``einsum(subscripts, *operands)``, so operand
+    ``position - 1``. An einsum is linear in each operand, so its gradient is
+    another einsum: ``grad_out`` (with the output's letters) times every other
+    operand, summed over every letter the operand does not have. Three
+    letters need help to appear in that einsum's output:
+    - a letter repeated in the operand (``'ii->i'``, a diagonal): the gradient
+      lives on the diagonal, so each repeat gets a fresh letter tied to the
+      first by an identity matrix;
+    - a letter only the operand has (``'ij->i'`` sums ``j`` away), or has
+      at full size: each summed element receives the same gradient, a vector
+      of ones carries it;
+    - a dimension of size 1 that broadcasting stretched: summed, kept as size 1.
+    Shapes: ``grad_out`` has ``out``'s shape, the result has the operand's shape.
+    """
+    shapes = [operand.shape for operand in operands]
+    terms, output = einsum_labels(subscripts, shapes)
+    index = position - 1
+    operand, term = operands[index], terms[index]
+    sizes: dict[str, int] = {}
+    for other_term, shape in zip(terms, shapes, strict=True):
+        for letter, size in zip(other_term, shape, strict=True):
+            sizes[letter] = size if sizes.get(letter, 1) == 1 else sizes[letter]  # 1 broadcasts
+    free = iter(letter for letter in EINSUM_LETTERS if letter not in subscripts + "".join(terms))
+    dtype = grad_out.dtype
+    result: list[str] = []  # the gradient's letters, one per dimension of the operand
+    helper_terms: list[str] = []
+    helpers: list[Arr] = []
+    kept: list[str] = []  # letters of the operand carried to its gradient as they are
+    for axis, letter in enumerate(term):
+        if operand.shape[axis] != sizes[letter]:  # size 1, broadcast: sum over the letter
+            fresh = _next_letter(free, subscripts)
+            helper_terms.append(fresh)
+            helpers.append(np.ones(1, dtype=dtype))
+            result.append(fresh)
+        elif letter in kept:  # a repeat: the diagonal, through an identity matrix
+            fresh = _next_letter(free, subscripts)
+            helper_terms.append(letter + fresh)
+            helpers.append(np.eye(sizes[letter], dtype=dtype))
+            result.append(fresh)
+        else:
+            kept.append(letter)
+            result.append(letter)
+    other_terms = [other for k, other in enumerate(terms) if k != index]
+    others = [other for k, other in enumerate(operands) if k != index]
+    full = set(output).union(*helper_terms)  # letters some input has at their full size
+    for other_term, other in zip(other_terms, others, strict=True):
+        full.update(
+            letter for letter, n in zip(other_term, other.shape, strict=True) if n == sizes[letter]
+        )
+    for letter in kept:
+        if letter not in full:  # summed away by this operand alone: ones spread it back
+            helper_terms.append(letter)
+            helpers.append(np.ones(sizes[letter], dtype=dtype))
+    spec = ",".join([output, *other_terms, *helper_terms]) + "->" + "".join(result)
+    return np.asarray(np.einsum(spec, grad_out, *others, *helpers, optimize=True))
+
+
+def _next_letter(free: Iterator[str], subscripts: str) -> str:
+    letter = next(free, None)
+    if letter is None:
+        raise ValueError(f"the gradient of einsum {subscripts!r} needs more than 52 letters")
+    return letter
+
+
+BACK_FUNCS.add_variadic_back_func(_einsum, einsum_back, reads_other_args=True)
