@@ -1,11 +1,24 @@
 """A learner's workspace: step NN with the code the lesson adds replaced by ``raise``.
 
 ``nox -s exercise-NN -- DIR [--force]`` (``python -m shared.tools.exercise NN DIR``)
-copies step NN's ``npgrad`` package into ``DIR`` and replaces the body of every
-function and method that is new or changed since the previous step with
+copies step NN's ``npgrad`` package into ``DIR`` and replaces the body of each
+function and method the lesson asks for with
 ``raise NotImplementedError("step NN: implement <qualname> (<file>)")``. What
-counts as new or changed comes from the code itself (see ``shared.tools.source``),
-so there are no markers to maintain. The rules:
+counts as new or changed since the previous step comes from the code itself
+(see ``shared.tools.source``), so there are no markers to maintain; what the
+lesson asks for comes from its README's Exercises table. The rules:
+
+- The lesson decides: when the step README has an Exercises table (see
+  ``shared.tools.lesson``), only the new or changed functions a row names
+  (in full, by the last part, or through the class or function containing
+  them) are exercises; every other new or changed function is given, and the
+  workspace README lists it under Given as "not one of the lesson's
+  exercises". A README without a table makes every new or changed function
+  an exercise.
+- A function that moved to another module is compared with its text in the
+  module it left (``shared.tools.source.find_moves``). Moved unchanged, it is
+  given and listed as "moved from <old file>, unchanged"; moved and changed,
+  it is new code like any other. An ambiguous move counts as new.
 
 - Signatures, decorators, annotations and docstrings stay; the docstring stays
   the first statement, then comes the ``raise``.
@@ -26,10 +39,12 @@ so there are no markers to maintain. The rules:
   ``raise``, so the workspace still passes ``mypy --strict``.
 
 The exercises come in the lesson's order: by the row of the README's
-Exercises table that names each (see ``shared.tools.lesson``), then what the
-table does not name, in dependency order. The workspace README lists them
-with the row's number (for ``nox -s test-NN -- --impl DIR --exercise N``) and
-repeats the lesson's Hints.
+Exercises table that names each (see ``shared.tools.lesson``); without a
+table, in dependency order. The workspace README lists them with the row's
+number (for ``nox -s test-NN -- --impl DIR --exercise N``), says how many
+there are ("N exercises (functions to write) in M lesson rows", printed too)
+and repeats the lesson's Hints. ``python -m shared.tools.exercise --count``
+prints that count for every step without writing a workspace.
 
 ``--restore [NAME ...]`` (``nox -s exercise-NN -- DIR --restore NAME``) puts the
 solution's bodies back: all of them, or the named exercises, each named in
@@ -653,6 +668,16 @@ def workspace_readme(plan: Plan, dest: Path) -> str:
     number = f"{plan.step:02d}"
     name = plan.folder.name
     since = f"since {plan.previous.name}" if plan.previous is not None else "(the first step)"
+    columns = (
+        "The first column is the exercise's number in the lesson's Exercises table."
+        if plan.lesson
+        else "The lesson has no Exercises table: every new or changed function is here."
+    )
+    asked = (
+        f"that is new or changed {since} and that the lesson's Exercises table names"
+        if plan.lesson
+        else f"that is new or changed {since}"
+    )
     rows = "\n".join(
         f"| {e.lesson if e.lesson is not None else '-'} | `{e.qualname}` | `{e.path}` "
         f"| {e.summary or '(no docstring)'} |"
@@ -685,15 +710,16 @@ function name from its Implement column works too, such as `--exercise {_example
     )
     return f"""# Workspace for step {number}: {name}
 
-This is step {number}'s `npgrad` package with the body of every function and
-method that is new or changed {since} replaced by
-`raise NotImplementedError("step {number}: implement <name> (<file>)")`.
+This is step {number}'s `npgrad` package with the body of each function and
+method {asked}
+replaced by `raise NotImplementedError("step {number}: implement <name> (<file>)")`.
 Signatures, type annotations and docstrings are kept. Read the lesson first:
 `steps/{name}/README.md`.
 
 ## Exercises, in the lesson's order
-The first column is the exercise's number in the lesson's Exercises table
-(`-`: new code the table does not list).
+{plan.summary}.
+
+{columns}
 
 | Exercise | Implement | File | What it does |
 |---|---|---|---|
@@ -707,8 +733,9 @@ constructor of a module-level object) cannot be stubbed, or the package would
 not import; its body is given. When such a function returns a nested function
 (a closure factory), the nested function is the exercise instead. Private
 helpers (names that start with `_`) are given unless the lesson's table asks
-for them. `@overload` signatures and bodies that are only `...` (Protocol
-methods) are never exercises.
+for them, and so is other new code the table does not name. A function that
+only moved to another module is given. `@overload` signatures and bodies that
+are only `...` (Protocol methods) are never exercises.
 
 ## Test your work
 From the repository root (nox installs NumPy and pytest into one environment
