@@ -19,7 +19,6 @@ lesson asks for comes from its README's Exercises table. The rules:
   module it left (``shared.tools.source.find_moves``). Moved unchanged, it is
   given and listed as "moved from <old file>, unchanged"; moved and changed,
   it is new code like any other. An ambiguous move counts as new.
-
 - Signatures, decorators, annotations and docstrings stay; the docstring stays
   the first statement, then comes the ``raise``.
 - ``@overload`` signatures and bodies that are already empty (``...``, ``pass``,
@@ -280,8 +279,9 @@ def _new_code(
     """``qualname``'s implementation if the learner has code to write there, else None.
 
     That is a body that is not trivial, in a function that is new or whose text
-    differs from ``old``, the previous step's version of the module (its
-    functions, ``old_functions``, are found once per module, not once per name).
+    differs from ``old``, the previous step's version of the module, or of the
+    module the function moved from (its functions, ``old_functions``, are found
+    once per module, not once per name).
     """
     node = implementation(functions[qualname])
     if node is None or is_trivial(node):
