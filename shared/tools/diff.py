@@ -7,6 +7,11 @@ appears as a diff from ``/dev/null``, so its full text is shown. The code comes
 first (Python files, then any other file), the README's change last, so the
 lesson's prose does not push the code off the screen. Caches such as
 ``__pycache__`` are ignored.
+
+When functions, classes or methods moved from one module to another (see
+``shared.tools.source.find_moves``), the summary says so per pair of modules,
+with how many moved unchanged and which changed on the way: the diff itself
+shows a move only as lines removed from one file and added to another.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.steps import STEPS_DIR, previous_step_dir, shown, step_dir
-from shared.tools.source import step_files
+from shared.tools.source import Definition, find_moves, step_files, step_modules
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,52 @@ class FileChange:
     added: int
     removed: int
     diff: list[str]
+
+
+@dataclass(frozen=True)
+class MovedDefinitions:
+    """The definitions that moved from one module to another, split by whether they changed."""
+
+    old_path: str
+    new_path: str
+    unchanged: tuple[str, ...]
+    changed: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One summary line: where they moved, how many, and the ones that changed."""
+        count = len(self.unchanged) + len(self.changed)
+        changed = f"; changed: {', '.join(self.changed)}" if self.changed else ""
+        return (
+            f"  moved    {count} definition(s) {self.old_path} -> {self.new_path}: "
+            f"{len(self.unchanged)} unchanged{changed}\n"
+        )
+
+
+def moved_definitions(before: Path, after: Path) -> list[MovedDefinitions]:
+    """The definitions that moved between modules from ``before`` to ``after``.
+
+    Grouped by (old module, new module), each in source order; empty when a
+    module of either folder does not parse (the diff is still worth showing).
+    """
+    try:
+        old = {path: module.definitions() for path, module in step_modules(before).items()}
+        new = {path: module.definitions() for path, module in step_modules(after).items()}
+    except SyntaxError:
+        return []
+    moves = find_moves(old, new)
+    groups: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for new_path, definitions in new.items():
+        for qualname, definition in definitions.items():
+            old_path = moves.get((new_path, qualname))
+            if old_path is None:
+                continue
+            previous: Definition = old[old_path][qualname]
+            unchanged, changed = groups.setdefault((old_path, new_path), ([], []))
+            (unchanged if previous.text == definition.text else changed).append(qualname)
+    return [
+        MovedDefinitions(old_path, new_path, tuple(unchanged), tuple(changed))
+        for (old_path, new_path), (unchanged, changed) in sorted(groups.items())
+    ]
 
 
 def _read_lines(path: Path) -> list[str] | None:
@@ -81,8 +132,13 @@ def compare_folders(before: Path, after: Path) -> list[FileChange]:
     return changes
 
 
-def render(before: Path, after: Path, changes: Sequence[FileChange]) -> Iterator[str]:
-    """The summary, then the diff, as lines of text."""
+def render(
+    before: Path,
+    after: Path,
+    changes: Sequence[FileChange],
+    moves: Sequence[MovedDefinitions] = (),
+) -> Iterator[str]:
+    """The summary (files, then moved definitions), then the diff, as lines of text."""
     yield f"{shown(before)} -> {shown(after)}\n"
     if not changes:
         yield "no differences\n"
@@ -95,8 +151,11 @@ def render(before: Path, after: Path, changes: Sequence[FileChange]) -> Iterator
     yield (
         f"{len(changes)} file(s): {counts['added']} added, {counts['removed']} removed, "
         f"{changed} changed; +{sum(c.added for c in changes)} -{sum(c.removed for c in changes)}"
-        " lines\n\n"
+        " lines\n"
     )
+    for moved in moves:
+        yield moved.describe()
+    yield "\n"
     for change in changes:
         for line in change.diff:
             yield line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
@@ -118,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: step {args.step:02d} is the first step: nothing to diff", file=sys.stderr)
         return 2
     try:
-        sys.stdout.writelines(render(before, after, compare_folders(before, after)))
+        changes = compare_folders(before, after)
+        sys.stdout.writelines(render(before, after, changes, moved_definitions(before, after)))
         sys.stdout.flush()
     except BrokenPipeError:  # piped into `head` or a pager that quit: not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter closes it at exit)

@@ -10,6 +10,13 @@ or `multiply_back0`; a module prefix is accepted too (`tensor.Tensor.__mul__`,
 `npgrad.tensor.Tensor.__mul__`). Exits 1 naming each unlisted difference and
 how to fix it. A listed name that is present in both steps but identical is
 reported as a note only.
+
+A definition that moved to another module (see ``shared.tools.source.find_moves``:
+``npgrad/ops.py`` split into ``npgrad/ops/``, say) is compared with its text in
+the module it left, so a move does not hide a change: a moved definition that
+differs must be listed like any other (by its name, or with either module in
+front). A move that is ambiguous (a name that two old modules defined, or that
+lands in two new ones) is not guessed: the definition counts as new.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.steps import STEPS_DIR, shown, step_dirs
-from shared.tools.source import Module, step_modules
+from shared.tools.source import Definition, find_moves, step_modules
 
 CHANGED_HEADING = "## Changed from the previous step"
 
@@ -36,12 +43,15 @@ class Drift:
     after: Path
     path: str
     qualname: str
+    moved_from: str | None = None  # the module it left, for a moved definition
 
     def describe(self) -> str:
         """What differs and the two ways to fix it."""
         readme = shown(self.after / "README.md")
+        moved = f" (moved from {self.moved_from})" if self.moved_from is not None else ""
         return (
-            f"{self.after.name}: {self.path}: {self.qualname} differs from {self.before.name}\n"
+            f"{self.after.name}: {self.path}: {self.qualname}{moved} differs from "
+            f"{self.before.name}\n"
             f"    fix: make the two match (fix it in the earliest step, then "
             f"`nox -s propagate -- {self.before.name[:2]}`), or, if the change is deliberate, "
             f"list `{self.qualname}` with a reason under '{CHANGED_HEADING}' in {readme}"
@@ -108,25 +118,34 @@ def _aliases(path: str, qualname: str) -> set[str]:
 
 
 def compare_steps(before: Path, after: Path) -> tuple[list[Drift], list[Note]]:
-    """The unlisted differences between two neighbouring steps, and notes on their README."""
+    """The unlisted differences between two neighbouring steps, and notes on their README.
+
+    Each definition is compared with its text in the same module of the earlier
+    step or, if it moved there from another module, with its text in that one.
+    """
     listed, leading = listed_changes(after / "README.md")
-    old_modules: dict[str, Module] = step_modules(before)
+    old_definitions: dict[str, dict[str, Definition]] = {
+        path: module.definitions() for path, module in step_modules(before).items()
+    }
+    new_definitions: dict[str, dict[str, Definition]] = {
+        path: module.definitions() for path, module in step_modules(after).items()
+    }
+    moves = find_moves(old_definitions, new_definitions)
     drifts: list[Drift] = []
     unchanged_listed: set[str] = set()
-    for path, module in step_modules(after).items():
-        old = old_modules.get(path)
-        if old is None:
-            continue
-        old_definitions = old.definitions()
-        for qualname, definition in module.definitions().items():
-            previous = old_definitions.get(qualname)
+    for path, definitions in new_definitions.items():
+        for qualname, definition in definitions.items():
+            moved_from = moves.get((path, qualname))
+            previous = old_definitions.get(moved_from or path, {}).get(qualname)
             if previous is None:
                 continue
             mentioned = _aliases(path, qualname) & listed
+            if moved_from is not None:
+                mentioned |= _aliases(moved_from, qualname) & listed
             if previous.text == definition.text:
                 unchanged_listed |= mentioned
             elif not mentioned:
-                drifts.append(Drift(before, after, path, qualname))
+                drifts.append(Drift(before, after, path, qualname, moved_from))
     notes = [Note(after, name) for name in sorted(unchanged_listed & leading)]
     return drifts, notes
 

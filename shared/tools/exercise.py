@@ -1,12 +1,24 @@
 """A learner's workspace: step NN with the code the lesson adds replaced by ``raise``.
 
 ``nox -s exercise-NN -- DIR [--force]`` (``python -m shared.tools.exercise NN DIR``)
-copies step NN's ``npgrad`` package into ``DIR`` and replaces the body of every
-function and method that is new or changed since the previous step with
+copies step NN's ``npgrad`` package into ``DIR`` and replaces the body of each
+function and method the lesson asks for with
 ``raise NotImplementedError("step NN: implement <qualname> (<file>)")``. What
-counts as new or changed comes from the code itself (see ``shared.tools.source``),
-so there are no markers to maintain. The rules:
+counts as new or changed since the previous step comes from the code itself
+(see ``shared.tools.source``), so there are no markers to maintain; what the
+lesson asks for comes from its README's Exercises table. The rules:
 
+- The lesson decides: when the step README has an Exercises table (see
+  ``shared.tools.lesson``), only the new or changed functions a row names
+  (in full, by the last part, or through the class or function containing
+  them) are exercises; every other new or changed function is given, and the
+  workspace README lists it under Given as "not one of the lesson's
+  exercises". A README without a table makes every new or changed function
+  an exercise.
+- A function that moved to another module is compared with its text in the
+  module it left (``shared.tools.source.find_moves``). Moved unchanged, it is
+  given and listed as "moved from <old file>, unchanged"; moved and changed,
+  it is new code like any other. An ambiguous move counts as new.
 - Signatures, decorators, annotations and docstrings stay; the docstring stays
   the first statement, then comes the ``raise``.
 - ``@overload`` signatures and bodies that are already empty (``...``, ``pass``,
@@ -26,10 +38,12 @@ so there are no markers to maintain. The rules:
   ``raise``, so the workspace still passes ``mypy --strict``.
 
 The exercises come in the lesson's order: by the row of the README's
-Exercises table that names each (see ``shared.tools.lesson``), then what the
-table does not name, in dependency order. The workspace README lists them
-with the row's number (for ``nox -s test-NN -- --impl DIR --exercise N``) and
-repeats the lesson's Hints.
+Exercises table that names each (see ``shared.tools.lesson``); without a
+table, in dependency order. The workspace README lists them with the row's
+number (for ``nox -s test-NN -- --impl DIR --exercise N``), says how many
+there are ("N exercises (functions to write) in M lesson rows", printed too)
+and repeats the lesson's Hints. ``python -m shared.tools.exercise --count``
+prints that count for every step without writing a workspace.
 
 ``--restore [NAME ...]`` (``nox -s exercise-NN -- DIR --restore NAME``) puts the
 solution's bodies back: all of them, or the named exercises, each named in
@@ -53,14 +67,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from shared.steps import STEPS_DIR, previous_step_dir, step_dir
-from shared.tools.lesson import LessonExercise, lesson_exercises, lesson_hints, short_name
+from shared.steps import STEPS_DIR, previous_step_dir, step_dir, step_dirs
+from shared.tools.lesson import (
+    LessonExercise,
+    lesson_exercises,
+    lesson_hints,
+    table_place,
+)
 from shared.tools.source import (
     IGNORED_NAMES,
     FunctionNode,
     Module,
     SourceText,
     docstring_summary,
+    find_moves,
     is_overload,
     own_statements,
     parse_module,
@@ -111,6 +131,29 @@ class Plan:
     exercises: tuple[Exercise, ...]
     given: tuple[Given, ...]
     lesson: tuple[LessonExercise, ...] = ()  # the README's Exercises table
+
+    @property
+    def rows(self) -> int:
+        """How many rows of the lesson's Exercises table have a stub in the workspace."""
+        return len({e.lesson for e in self.exercises if e.lesson is not None})
+
+    @property
+    def summary(self) -> str:
+        """``N exercises (functions to write) in M lesson rows``, and what the table has."""
+        count, rows = len(self.exercises), self.rows
+        text = (
+            f"{count} {_plural(count, 'exercise')} ({_plural(count, 'function')} to write) "
+            f"in {rows} lesson {_plural(rows, 'row')}"
+        )
+        if not self.lesson:
+            return text + " (the README has no Exercises table)"
+        if rows != len(self.lesson):
+            return text + f" (the README's Exercises table has {len(self.lesson)})"
+        return text
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
 
 
 # Run in a fresh interpreter: records (file, co_qualname) of every function of
@@ -223,16 +266,6 @@ def _returned_nested_functions(node: FunctionNode) -> list[str]:
     return sorted(nested & returned)
 
 
-def _package_modules(folder: Path | None) -> dict[str, Module]:
-    if folder is None:
-        return {}
-    return {
-        path: module
-        for path, module in step_modules(folder).items()
-        if path.startswith(PACKAGE + "/")
-    }
-
-
 Functions = dict[str, list[FunctionNode]]
 
 
@@ -246,8 +279,9 @@ def _new_code(
     """``qualname``'s implementation if the learner has code to write there, else None.
 
     That is a body that is not trivial, in a function that is new or whose text
-    differs from ``old``, the previous step's version of the module (its
-    functions, ``old_functions``, are found once per module, not once per name).
+    differs from ``old``, the previous step's version of the module, or of the
+    module the function moved from (its functions, ``old_functions``, are found
+    once per module, not once per name).
     """
     node = implementation(functions[qualname])
     if node is None or is_trivial(node):
@@ -261,24 +295,43 @@ def _new_code(
     return None if unchanged else node
 
 
+def _has_code(nodes: Sequence[FunctionNode]) -> FunctionNode | None:
+    """A name's implementation if its body is not trivial."""
+    node = implementation(nodes)
+    return None if node is None or is_trivial(node) else node
+
+
 def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
     """Which functions of step ``step`` become exercises and which are given."""
     folder = step_dir(step, steps_dir)
     previous = previous_step_dir(step, steps_dir)
-    old_modules = _package_modules(previous)
+    # Moves are found across the whole step folder (code can move into the
+    # package from a script beside it), but only the package is stubbed.
+    old_modules = step_modules(previous) if previous is not None else {}
+    old_functions = {path: module.functions() for path, module in old_modules.items()}
+    new_modules = step_modules(folder)
+    new_functions = {path: module.functions() for path, module in new_modules.items()}
+    moves = find_moves(old_functions, new_functions)
     trace = trace_import(folder)
     calls = trace.called
     exercises: list[Exercise] = []
     given: list[Given] = []
-    for path, module in _package_modules(folder).items():
-        old = old_modules.get(path)
-        old_functions = old.functions() if old is not None else {}
-        functions = module.functions()
+    for path, module in new_modules.items():
+        if not path.startswith(PACKAGE + "/"):
+            continue
+        functions = new_functions[path]
         for qualname in functions:
             if "<locals>" in qualname:
                 continue  # a nested function is an exercise only through its closure factory
-            node = _new_code(qualname, module, functions, old, old_functions)
+            # A moved function is compared with its text in the module it left.
+            moved_from = moves.get((path, qualname))
+            source = moved_from or path
+            old_module, old_names = old_modules.get(source), old_functions.get(source, {})
+            node = _new_code(qualname, module, functions, old_module, old_names)
             if node is None:
+                kept = _has_code(functions[qualname])
+                if moved_from is not None and kept is not None:
+                    given.append(Given(path, qualname, kept.lineno, moved_reason(moved_from)))
                 continue
             if (path, qualname) not in calls:
                 exercises.append(
@@ -288,7 +341,7 @@ def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
             inner_exercises = []
             for name in _returned_nested_functions(node):
                 inner = f"{qualname}.<locals>.{name}"
-                inner_node = _new_code(inner, module, functions, old, old_functions)
+                inner_node = _new_code(inner, module, functions, old_module, old_names)
                 if inner_node is None or (path, inner) in calls:
                     continue
                 summary = docstring_summary(inner_node) or (
@@ -303,8 +356,13 @@ def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
     named = {name for row in lesson for name in row.names}
     for exercise in list(exercises):
         if is_private(exercise.qualname) and not named & set(aliases(exercise.qualname)):
-            exercises.remove(exercise)
-            given.append(Given(exercise.path, exercise.qualname, exercise.line, PRIVATE_REASON))
+            reason = PRIVATE_REASON
+        elif lesson and lesson_place(exercise.qualname, lesson)[0] == len(lesson):
+            reason = NOT_IN_LESSON_REASON  # the table decides what the lesson asks for
+        else:
+            continue
+        exercises.remove(exercise)
+        given.append(Given(exercise.path, exercise.qualname, exercise.line, reason))
     # In dependency order: modules in the order they finish importing (a module
     # finishes after those it needs), then in source order within a module.
     rank = {path: index for index, path in enumerate(trace.finished)}
@@ -312,7 +370,7 @@ def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
     given.sort(key=lambda g: (rank.get(g.path, len(rank)), g.path, g.line))
     # Then in the lesson's order: by the row of the README's table that names
     # each, and within a row in the order it names them; what no row names
-    # comes last.
+    # (only when the README has no table) comes last.
     placed = [(lesson_place(exercise.qualname, lesson), exercise) for exercise in exercises]
     placed.sort(key=lambda item: item[0])
     ordered = [
@@ -323,6 +381,12 @@ def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
 
 
 PRIVATE_REASON = "a private helper; the lesson does not ask for it"
+NOT_IN_LESSON_REASON = "not one of the lesson's exercises"
+
+
+def moved_reason(old_path: str) -> str:
+    """Why a function that moved unchanged from ``old_path`` is given."""
+    return f"moved from {old_path}, unchanged"
 
 
 def is_private(qualname: str) -> bool:
@@ -350,25 +414,11 @@ def aliases(qualname: str) -> list[str]:
 def lesson_place(qualname: str, lesson: Sequence[LessonExercise]) -> tuple[int, int]:
     """(row, position in the row) of the table's best mention of a function; last if none.
 
-    A name written in full beats the last part alone (``__repr__`` for
-    ``Tensor.__repr__``), which beats a class or function that contains it
-    (``Module`` for ``Module.train``); the first row wins a tie.
+    See ``shared.tools.lesson.table_place`` for which mention is best; a
+    function no row names is placed after every row (``len(lesson)``).
     """
-    best: tuple[int, int, int] | None = None  # (-strength, row, position)
-    full = qualname.replace(".<locals>", "")
-    for row, exercise in enumerate(lesson):
-        for position, name in enumerate(exercise.names):
-            if name == full:
-                strength = 3
-            elif "." not in name and short_name(full) == name:
-                strength = 2
-            elif full.startswith(name + "."):
-                strength = 1
-            else:
-                continue
-            candidate = (-strength, row, position)
-            best = candidate if best is None else min(best, candidate)
-    return (len(lesson), 0) if best is None else (best[1], best[2])
+    place = table_place(qualname, lesson)
+    return (len(lesson), 0) if place is None else place
 
 
 # --- rewriting bodies -------------------------------------------------------------------
@@ -618,6 +668,16 @@ def workspace_readme(plan: Plan, dest: Path) -> str:
     number = f"{plan.step:02d}"
     name = plan.folder.name
     since = f"since {plan.previous.name}" if plan.previous is not None else "(the first step)"
+    columns = (
+        "The first column is the exercise's number in the lesson's Exercises table."
+        if plan.lesson
+        else "The lesson has no Exercises table: every new or changed function is here."
+    )
+    asked = (
+        f"that is new or changed {since} and that the lesson's Exercises table names"
+        if plan.lesson
+        else f"that is new or changed {since}"
+    )
     rows = "\n".join(
         f"| {e.lesson if e.lesson is not None else '-'} | `{e.qualname}` | `{e.path}` "
         f"| {e.summary or '(no docstring)'} |"
@@ -650,15 +710,16 @@ function name from its Implement column works too, such as `--exercise {_example
     )
     return f"""# Workspace for step {number}: {name}
 
-This is step {number}'s `npgrad` package with the body of every function and
-method that is new or changed {since} replaced by
-`raise NotImplementedError("step {number}: implement <name> (<file>)")`.
+This is step {number}'s `npgrad` package with the body of each function and
+method {asked}
+replaced by `raise NotImplementedError("step {number}: implement <name> (<file>)")`.
 Signatures, type annotations and docstrings are kept. Read the lesson first:
 `steps/{name}/README.md`.
 
 ## Exercises, in the lesson's order
-The first column is the exercise's number in the lesson's Exercises table
-(`-`: new code the table does not list).
+{plan.summary}.
+
+{columns}
 
 | Exercise | Implement | File | What it does |
 |---|---|---|---|
@@ -672,8 +733,9 @@ constructor of a module-level object) cannot be stubbed, or the package would
 not import; its body is given. When such a function returns a nested function
 (a closure factory), the nested function is the exercise instead. Private
 helpers (names that start with `_`) are given unless the lesson's table asks
-for them. `@overload` signatures and bodies that are only `...` (Protocol
-methods) are never exercises.
+for them, and so is other new code the table does not name. A function that
+only moved to another module is given. `@overload` signatures and bodies that
+are only `...` (Protocol methods) are never exercises.
 
 ## Test your work
 From the repository root (nox installs NumPy and pytest into one environment
@@ -719,14 +781,33 @@ def _example(plan: Plan, short: bool = True) -> str:
     return plan.exercises[0].qualname if plan.exercises else "NAME"
 
 
+def count_exercises(steps: Iterable[int] | None = None, steps_dir: Path = STEPS_DIR) -> str:
+    """A table of each step's exercises (stubs) and lesson rows; writes no workspace."""
+    numbers = list(steps) if steps is not None else sorted(step_dirs(steps_dir))
+    lines = [
+        "| Step | Exercises | Lesson rows with stubs | Rows in the table | Given |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for number in numbers:
+        plan = plan_exercises(number, steps_dir)
+        lines.append(
+            f"| {plan.folder.name} | {len(plan.exercises)} | {plan.rows} "
+            f"| {len(plan.lesson)} | {len(plan.given)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m shared.tools.exercise NN DIR [--force] [--restore [NAME ...]]``."""
+    """``python -m shared.tools.exercise NN DIR [--force] [--restore [NAME ...]]`` or ``--count``.
+
+    ``--count`` (``[NN] --count``) prints each step's exercises and lesson rows.
+    """
     parser = argparse.ArgumentParser(
         prog="nox -s exercise-NN --",
         description="Write step NN's exercise workspace into DIR.",
     )
-    parser.add_argument("step", type=int, help="the step number, such as 05")
-    parser.add_argument("dir", type=Path, help="the workspace directory to write")
+    parser.add_argument("step", type=int, nargs="?", help="the step number, such as 05")
+    parser.add_argument("dir", type=Path, nargs="?", help="the workspace directory to write")
     parser.add_argument(
         "--force",
         action="store_true",
@@ -741,25 +822,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(a full name such as Tensor.backward, a short one such as backward, a unique "
         "prefix, or the lesson's exercise number for all of its functions)",
     )
+    parser.add_argument(
+        "--count",
+        action="store_true",
+        help="instead, print each step's number of exercises and lesson rows (or step NN's); "
+        "writes nothing",
+    )
+    parser.add_argument("--steps-dir", type=Path, default=STEPS_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    steps_dir: Path = args.steps_dir
+    if args.count:
+        try:
+            print(count_exercises(None if args.step is None else [args.step], steps_dir), end="")
+        except LookupError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
+    if args.step is None or args.dir is None:
+        parser.error("give the step number and the workspace directory (or --count)")
     dest: Path = args.dir.expanduser().resolve()
     try:
         if args.restore is not None:
-            plan = plan_exercises(args.step)
+            plan = plan_exercises(args.step, steps_dir)
             names = resolve_names(plan, args.restore) if args.restore else None
-            restored = restore(dest, args.step, names, plan=plan)
+            restored = restore(dest, args.step, names, steps_dir, plan=plan)
             print(f"restored {len(restored)} function(s) in {dest}:")
             for exercise in restored:
                 print(f"  {exercise.path}: {exercise.qualname}")
             return 0
-        plan = write_workspace(args.step, dest, force=args.force)
+        plan = write_workspace(args.step, dest, force=args.force, steps_dir=steps_dir)
     except WorkspaceNotEmptyError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except LookupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote the step {args.step:02d} workspace to {dest}: {len(plan.exercises)} exercises")
+    print(f"wrote the step {args.step:02d} workspace to {dest}")
+    print(plan.summary)
     for exercise in plan.exercises:
         number = "-" if exercise.lesson is None else exercise.lesson
         print(f"  {number:>2}. {exercise.path}: {exercise.qualname}")

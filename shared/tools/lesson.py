@@ -11,8 +11,11 @@ separated by ``-``, has a part matching each of its parts other than ``*``. Othe
 (prose, file names, options) is not a name and is skipped.
 
 ``pytest --step NN --exercise NAME`` (``shared.testing.plugin``) runs the tests
-of one row; the exercise workspace (``shared.tools.exercise``) lists its stubs
-in the table's order and repeats the ``## Hints`` section. Stdlib only.
+of one row. The table also decides what the exercise workspace
+(``shared.tools.exercise``) stubs: of the functions new or changed in the step,
+only those a row names (``table_place``: in full, by the last part, or through
+the class or function that contains them) become exercises, in the table's
+order; the workspace repeats the ``## Hints`` section. Stdlib only.
 """
 
 from __future__ import annotations
@@ -216,6 +219,34 @@ def lesson_exercises(step: int, steps_dir: Path = STEPS_DIR) -> list[LessonExerc
 def lesson_hints(step: int, steps_dir: Path = STEPS_DIR) -> str | None:
     """The Hints section of step ``step``'s README, or None."""
     return parse_hints(_read(step, steps_dir))
+
+
+def table_place(qualname: str, exercises: Sequence[LessonExercise]) -> tuple[int, int] | None:
+    """(row index, position in the row) of the table's best mention of a function, or None.
+
+    ``qualname`` is a function's or method's qualified name (a nested function
+    as ``outer.<locals>.inner``). A name in the Implement column mentions it
+    written in full (``Tensor.__repr__``, ``outer.inner``), by its last part
+    alone (``__repr__``), or as a class or function that contains it
+    (``Module`` for ``Module.train``, ``wrap_forward_fn`` for the function it
+    returns). The strongest mention wins, in that order; the first row wins a
+    tie. None means no row names the function: the lesson does not ask for it.
+    """
+    best: tuple[int, int, int] | None = None  # (-strength, row, position)
+    full = qualname.replace(".<locals>", "")
+    for row, exercise in enumerate(exercises):
+        for position, name in enumerate(exercise.names):
+            if name == full:
+                strength = 3
+            elif "." not in name and short_name(full) == name:
+                strength = 2
+            elif full.startswith(name + "."):
+                strength = 1
+            else:
+                continue
+            candidate = (-strength, row, position)
+            best = candidate if best is None else min(best, candidate)
+    return None if best is None else (best[1], best[2])
 
 
 def valid_choices(exercises: Sequence[LessonExercise]) -> str:

@@ -12,12 +12,22 @@ nested classes; its methods and nested classes are definitions of their own.
 The ``@overload`` stubs of a function share its qualified name and are part of
 its text. Module-level statements other than ``def`` and ``class`` (imports,
 registrations, assignments) are not definitions.
+
+A definition can move between modules (``npgrad/ops.py`` split into a package
+``npgrad/ops/``): ``find_moves`` pairs a definition that appears in one module
+with the same qualified name leaving another, and both tools then compare it
+with its old text. A move is recognised only when it is unambiguous: the name
+was defined in exactly one module of the earlier step, that module no longer
+defines it (or no longer exists), and exactly one module of the later step
+newly defines it. Anything else (a copy that stays in its old module too, a
+name two old modules defined, a name that lands in two new modules) is new.
 """
 
 from __future__ import annotations
 
 import ast
 import itertools
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -207,3 +217,31 @@ def parse_module(folder: Path, path: str) -> Module:
 def step_modules(folder: Path) -> dict[str, Module]:
     """Every Python module of a step folder by relative path (``npgrad/tensor.py``)."""
     return {path: parse_module(folder, path) for path in step_files(folder) if path.endswith(".py")}
+
+
+def find_moves(
+    before: Mapping[str, Collection[str]], after: Mapping[str, Collection[str]]
+) -> dict[tuple[str, str], str]:
+    """Where each moved definition came from: ``(new path, qualname) -> old path``.
+
+    ``before`` and ``after`` map each module's path to the qualified names it
+    defines, in the earlier and the later step. See the module's docstring for
+    when a definition counts as moved.
+    """
+    old_homes = _homes(before)
+    moves: dict[tuple[str, str], str] = {}
+    for qualname, homes in _homes(after).items():
+        previous = old_homes.get(qualname, set())
+        arrived = homes - previous
+        if len(arrived) == 1 and len(previous) == 1 and not previous & homes:
+            moves[(next(iter(arrived)), qualname)] = next(iter(previous))
+    return moves
+
+
+def _homes(modules: Mapping[str, Collection[str]]) -> dict[str, set[str]]:
+    """The modules that define each qualified name."""
+    found: dict[str, set[str]] = {}
+    for path, qualnames in modules.items():
+        for qualname in qualnames:
+            found.setdefault(qualname, set()).add(path)
+    return found

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.steps import REPO_ROOT, previous_step_dir, step_dir, step_dirs
-from shared.tools.diff import compare_folders
+from shared.tools.diff import compare_folders, moved_definitions, render
 
 pytestmark = pytest.mark.tooling
 
@@ -90,3 +90,20 @@ def test_the_first_step_has_no_diff() -> None:
     )
     assert result.returncode == 2
     assert "first step" in result.stderr
+
+
+def test_the_summary_names_definitions_that_moved_between_modules(tmp_path: Path) -> None:
+    before, after = tmp_path / "01_a", tmp_path / "02_b"
+    (before / "pkg").mkdir(parents=True)
+    (after / "pkg" / "ops").mkdir(parents=True)
+    (before / "pkg" / "ops.py").write_text(
+        "def a() -> int:\n    return 1\n\n\ndef b() -> int:\n    return 2\n"
+    )
+    (after / "pkg" / "ops" / "parts.py").write_text(
+        "def b() -> int:\n    return 20\n\n\ndef a() -> int:\n    return 1\n"
+    )
+    moves = moved_definitions(before, after)
+    lines = list(render(before, after, compare_folders(before, after), moves))
+    moved = "  moved    2 definition(s) pkg/ops.py -> pkg/ops/parts.py: 1 unchanged; changed: b\n"
+    assert lines[3].startswith("2 file(s): 1 added, 1 removed")
+    assert lines[4:6] == [moved, "\n"]

@@ -11,6 +11,7 @@ import pytest
 
 from shared.steps import REPO_ROOT, STEPS_DIR, step_dirs
 from shared.tools.drift import CHANGED_HEADING, check_drift
+from shared.tools.source import find_moves
 
 pytestmark = pytest.mark.tooling
 
@@ -97,3 +98,94 @@ def test_a_listed_name_that_did_not_change_is_a_note_only(tmp_path: Path) -> Non
     drifts, notes, _ = check_drift(steps)
     assert not drifts
     assert [(note.step.name, note.name) for note in notes] == [(second.name, "log_back")]
+
+
+# --- moved definitions, on small made-up steps -----------------------------------------
+
+_BEFORE = {
+    "npgrad/core.py": """
+class Box:
+    def size(self) -> int:
+        return 1
+
+
+def same(x: int) -> int:
+    return x + 1
+
+
+def edited(x: int) -> int:
+    return x + 2
+""",
+    "npgrad/left.py": "def twice(x: int) -> int:\n    return 2 * x\n",
+    "npgrad/right.py": "def twice(x: int) -> int:\n    return 2 * x\n",
+}
+
+# core.py is gone: Box and same moved unchanged, edited changed on the way; twice
+# left two modules, so where it came from is not guessed.
+_AFTER = {
+    "npgrad/ops/parts.py": """
+class Box:
+    def size(self) -> int:
+        return 10
+
+
+def same(x: int) -> int:
+    return x + 1
+
+
+def edited(x: int) -> int:
+    return x + 20
+
+
+def twice(x: int) -> int:
+    return x + x
+""",
+}
+
+
+def _made_up_steps(root: Path, readme: str = "") -> Path:
+    steps = root / "steps"
+    for name, modules in (("01_first", _BEFORE), ("02_second", _AFTER)):
+        for path, source in modules.items():
+            (steps / name / path).parent.mkdir(parents=True, exist_ok=True)
+            (steps / name / path).write_text(source.lstrip(), encoding="utf-8")
+    (steps / "02_second" / "README.md").write_text(readme, encoding="utf-8")
+    return steps
+
+
+def test_a_moved_definition_is_compared_with_its_old_text(tmp_path: Path) -> None:
+    steps = _made_up_steps(tmp_path)
+    drifts, notes, _ = check_drift(steps)
+    found = [(d.path, d.qualname, d.moved_from) for d in drifts]
+    assert found == [
+        ("npgrad/ops/parts.py", "Box.size", "npgrad/core.py"),
+        ("npgrad/ops/parts.py", "edited", "npgrad/core.py"),
+    ]
+    assert not notes
+    first_line = drifts[1].describe().splitlines()[0]
+    assert first_line == (
+        "02_second: npgrad/ops/parts.py: edited (moved from npgrad/core.py) differs from 01_first"
+    )
+    # Listed by name, or with its old or its new module in front: accepted. A
+    # moved definition listed but unchanged is a note, like any other.
+    readme = (
+        f"# Step 02\n\n{CHANGED_HEADING}\n- `core.Box.size`: ten.\n"
+        "- `ops.parts.edited`: adds twenty.\n- `same`: not really.\n"
+    )
+    steps = _made_up_steps(tmp_path / "listed", readme)
+    drifts, notes, _ = check_drift(steps)
+    assert not drifts, [drift.describe() for drift in drifts]
+    assert [note.name for note in notes] == ["same"]
+
+
+def test_only_an_unambiguous_move_is_a_move() -> None:
+    before = {"a.py": ["moved", "copied", "both"], "b.py": ["both", "split"], "c.py": ["kept"]}
+    after = {
+        "a.py": ["copied"],
+        "n.py": ["moved", "copied", "both", "split", "kept"],
+        "m.py": ["split"],
+        "c.py": ["kept"],
+    }
+    # copied stays in a.py (a copy), both left two modules, split lands in two,
+    # kept never left c.py: only moved is a move.
+    assert find_moves(before, after) == {("n.py", "moved"): "a.py"}

@@ -216,6 +216,11 @@ def _named_helper(x: int) -> int:
     return _helper(x) + 1
 
 
+def unnamed(x: int) -> int:
+    """New code the lesson's table does not name."""
+    return x - 1
+
+
 REGISTRY = Registry()
 REGISTRY.add("one", 1)
 add_two = make_adder(2)
@@ -261,7 +266,8 @@ def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     plan = write_workspace(2, workspace, steps_dir=steps)
     # In the lesson's order, with the lesson's numbers; a private helper the
-    # table names is an exercise, one it does not name is given.
+    # table names is an exercise, one it does not name is given, and so is
+    # public new code the table does not name.
     names = [(exercise.lesson, exercise.qualname) for exercise in plan.exercises]
     assert names == [
         (1, "make_adder.<locals>.add"),
@@ -274,7 +280,9 @@ def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
         "Registry.__init__",
         "Registry.add",
         "_helper",
+        "unnamed",
     ]
+    assert plan.summary == "5 exercises (functions to write) in 2 lesson rows"
     source = (workspace / "npgrad" / "core.py").read_text(encoding="utf-8")
     assert "def kept(x: int) -> int:\n    return x + 1" in source  # unchanged: no exercise
     assert "def __call__(self, key: str, /) -> int: ..." in source  # Protocol stub kept
@@ -294,6 +302,10 @@ def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
     assert "`Registry.add` (`npgrad/core.py`): given: runs while the package imports" in readme
     assert "| 2 | `Box.get` | `npgrad/core.py` | The items, or one of them. |" in readme
     assert "`_helper` (`npgrad/core.py`): given: a private helper" in readme
+    assert "`unnamed` (`npgrad/core.py`): given: not one of the lesson's exercises." in readme
+    assert 'def unnamed(x: int) -> int:\n    """New code' in source
+    assert "implement unnamed" not in source
+    assert "\n5 exercises (functions to write) in 2 lesson rows.\n" in readme
     assert f"--impl {workspace} --exercise 2   # Box, _named_helper" in readme
     # The lesson's hints, repeated whole (a "## " line in a code block is no heading).
     assert "## Hints (from the lesson)\n\n### Exercise 1: a closure\n" in readme
@@ -318,3 +330,115 @@ def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
     assert (workspace / "npgrad" / "core.py").read_bytes() == (
         steps / "02_second" / "npgrad" / "core.py"
     ).read_bytes()
+
+
+# --- moved functions, and a step without an Exercises table ----------------------------
+
+_MOVED_BEFORE = {
+    "core.py": """
+def same(x: int) -> int:
+    return x + 1
+
+
+def edited(x: int) -> int:
+    return x + 2
+
+
+def copied(x: int) -> int:
+    return x + 3
+""",
+    "gone.py": "def vanished(x: int) -> int:\n    return x - 1\n",
+    "left.py": "def twice(x: int) -> int:\n    return 2 * x\n",
+    "right.py": "def twice(x: int) -> int:\n    return 2 * x\n",
+}
+
+_MOVED_AFTER = {
+    # same and edited leave core.py, copied stays there and is copied into parts.py
+    # too; gone.py, left.py and right.py are gone.
+    "core.py": "def copied(x: int) -> int:\n    return x + 3\n",
+    "parts.py": """
+def same(x: int) -> int:
+    return x + 1
+
+
+def edited(x: int) -> int:
+    return x + 20
+
+
+def copied(x: int) -> int:
+    return x + 3
+
+
+def twice(x: int) -> int:
+    return 2 * x
+
+
+def vanished(x: int) -> int:
+    return x - 1
+""",
+}
+
+
+def _write_step(folder: Path, modules: dict[str, str]) -> None:
+    package = folder / "npgrad"
+    package.mkdir(parents=True)
+    imports = "".join(f"from npgrad.{name[:-3]} import *  # noqa: F403\n" for name in modules)
+    (package / "__init__.py").write_text(imports, encoding="utf-8")
+    for name, source in modules.items():
+        (package / name).write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+
+
+def test_a_function_moved_unchanged_is_given_and_a_moved_changed_one_is_an_exercise(
+    tmp_path: Path,
+) -> None:
+    steps = tmp_path / "steps"
+    _write_step(steps / "01_first", _MOVED_BEFORE)
+    _write_step(steps / "02_second", _MOVED_AFTER)  # no README: no Exercises table
+    workspace = tmp_path / "workspace"
+    plan = write_workspace(2, workspace, steps_dir=steps)
+    # edited moved and changed; copied still lives in its old module (a copy, not a
+    # move); twice left two modules (ambiguous): all three are new code. same and
+    # vanished (whose module is gone) moved unchanged: given.
+    assert sorted((e.path, e.qualname, e.lesson) for e in plan.exercises) == [
+        ("npgrad/parts.py", "copied", None),
+        ("npgrad/parts.py", "edited", None),
+        ("npgrad/parts.py", "twice", None),
+    ]
+    assert [(g.path, g.qualname, g.reason) for g in plan.given] == [
+        ("npgrad/parts.py", "same", "moved from npgrad/core.py, unchanged"),
+        ("npgrad/parts.py", "vanished", "moved from npgrad/gone.py, unchanged"),
+    ]
+    source = (workspace / "npgrad" / "parts.py").read_text(encoding="utf-8")
+    assert "def same(x: int) -> int:\n    return x + 1\n" in source
+    assert "implement edited (npgrad/parts.py)" in source
+    core = (workspace / "npgrad" / "core.py").read_text(encoding="utf-8")
+    assert "implement" not in core  # unchanged in its own module
+    readme = (workspace / "README.md").read_text(encoding="utf-8")
+    assert "- `same` (`npgrad/parts.py`): given: moved from npgrad/core.py, unchanged." in readme
+    summary = (
+        "3 exercises (functions to write) in 0 lesson rows (the README has no Exercises table)"
+    )
+    assert plan.summary == summary
+    assert f"\n{summary}.\n" in readme
+    assert "The lesson has no Exercises table: every new or changed function is here." in readme
+
+
+def test_count_prints_every_steps_exercises_and_writes_nothing(tmp_path: Path) -> None:
+    steps = _make_steps(tmp_path)
+    before = sorted(path for path in tmp_path.rglob("*") if "__pycache__" not in path.parts)
+    counted = _run_exercise("--count", "--steps-dir", str(steps))
+    assert counted.returncode == 0, counted.stderr
+    lines = counted.stdout.splitlines()
+    assert lines[0].startswith("| Step | Exercises | Lesson rows with stubs | Rows in the table |")
+    # Step 01 has no previous step: its one function is new; no README, no table.
+    assert lines[2:] == ["| 01_first | 1 | 0 | 0 | 0 |", "| 02_second | 5 | 2 | 2 | 4 |"]
+    after = sorted(path for path in tmp_path.rglob("*") if "__pycache__" not in path.parts)
+    assert after == before
+    one = _run_exercise("02", "--count", "--steps-dir", str(steps))
+    assert one.stdout.splitlines()[2:] == ["| 02_second | 5 | 2 | 2 | 4 |"]
+    written = _run_exercise("02", str(tmp_path / "workspace"), "--steps-dir", str(steps))
+    assert written.returncode == 0, written.stderr
+    assert "\n5 exercises (functions to write) in 2 lesson rows\n" in written.stdout
+    missing = _run_exercise("--steps-dir", str(steps))
+    assert missing.returncode == 2
+    assert "give the step number and the workspace directory (or --count)" in missing.stderr

@@ -20,6 +20,7 @@ from shared.tools.lesson import (
     parse_exercises,
     parse_hints,
     select_tests,
+    table_place,
 )
 
 pytestmark = pytest.mark.tooling
@@ -114,6 +115,22 @@ def test_tests_are_selected_by_module_name_and_id_and_missing_ones_are_named() -
     assert select_tests(7, [exercises[1]], collected) == [False, True, False, True, False, False]
     assert select_tests(7, [exercises[2]], collected) == [False] * 5 + [True]
     assert missing_tests(7, exercises, collected) == ["exercise 1: tests/test_07_nn.py::test_b"]
+
+
+def test_the_table_names_a_function_in_full_by_its_last_part_or_by_what_contains_it() -> None:
+    """What the workspace stubs: the functions a row names; None for the rest."""
+    exercises = parse_exercises(_README)
+    assert table_place("Module.state_dict", exercises) == (0, 0)  # in full
+    assert table_place("load_state_dict", exercises) == (0, 1)
+    assert table_place("Module.load_state_dict", exercises) == (0, 1)  # by its last part
+    assert table_place("add_back1", exercises) == (1, 2)
+    assert table_place("relu.<locals>.inner", exercises) == (1, 3)  # returned by relu
+    assert table_place("Tensor.add_", exercises) == (2, 1)  # in full beats add_ alone
+    assert table_place("Module.add_", exercises) == (2, 0)
+    # Not named: neither a prefix of a name nor a name the table only contains.
+    for qualname in ("Module.__init__", "state", "add_back2", "Tensor.relu_", "Module"):
+        assert table_place(qualname, exercises) is None, qualname
+    assert table_place("add", []) is None
 
 
 def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
