@@ -72,6 +72,7 @@ from shared.tools.lesson import (
     LessonExercise,
     lesson_exercises,
     lesson_hints,
+    short_name,
     table_place,
 )
 from shared.tools.source import (
@@ -354,11 +355,16 @@ def plan_exercises(step: int, steps_dir: Path = STEPS_DIR) -> Plan:
                 given.append(Given(path, qualname, node.lineno, "runs while the package imports"))
     lesson = lesson_exercises(step, steps_dir)
     named = {name for row in lesson for name in row.names}
+    # A bare name that is itself a new function (``relu``) means that function,
+    # not also every method of the same last part (``Tensor.relu``).
+    functions_named = named & {e.qualname for e in exercises if "." not in e.qualname}
     for exercise in list(exercises):
         if is_private(exercise.qualname) and not named & set(aliases(exercise.qualname)):
             reason = PRIVATE_REASON
         elif lesson and lesson_place(exercise.qualname, lesson)[0] == len(lesson):
             reason = NOT_IN_LESSON_REASON  # the table decides what the lesson asks for
+        elif lesson and _named_only_as_another_function(exercise.qualname, named, functions_named):
+            reason = NOT_IN_LESSON_REASON
         else:
             continue
         exercises.remove(exercise)
@@ -409,6 +415,21 @@ def aliases(qualname: str) -> list[str]:
     if "<locals>" in qualname:
         found.append(qualname.partition(".<locals>")[0])
     return list(dict.fromkeys(found))
+
+
+def _named_only_as_another_function(
+    qualname: str, named: set[str], functions_named: set[str]
+) -> bool:
+    """Whether the table mentions a method only by a last part that names a function.
+
+    ``relu`` in a row names the new function ``relu``; ``Tensor.relu`` is an
+    exercise only if a row writes it in full or names its class.
+    """
+    if "." not in qualname or qualname in named:
+        return False
+    if any(qualname.startswith(name + ".") for name in named):
+        return False
+    return short_name(qualname) in functions_named
 
 
 def lesson_place(qualname: str, lesson: Sequence[LessonExercise]) -> tuple[int, int]:

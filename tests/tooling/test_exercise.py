@@ -198,6 +198,14 @@ class Registry:
     def add(self, name: str, value: int) -> None:
         self.entries[name] = value
 
+    def clip(self, limit: int) -> None:
+        self.entries = {name: min(value, limit) for name, value in self.entries.items()}
+
+
+def clip(x: int, limit: int) -> int:
+    """``x``, at most ``limit``."""
+    return min(x, limit)
+
 
 def make_adder(amount: int) -> Callable[[int], int]:
     """Return a function that adds ``amount``."""
@@ -234,6 +242,7 @@ _README = """# Step 02: second
 |---|---|---|
 | 1 | `make_adder` (in `npgrad/core.py`) | `test_adder` |
 | 2 | `Box`, `_named_helper` | `tests/test_02_box.py`: `test_box[small-*]` |
+| 3 | `clip` | `test_clip` |
 
 ## Hints
 ### Exercise 1: a closure
@@ -275,14 +284,16 @@ def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
         (2, "Box.describe"),
         (2, "Box.get"),
         (2, "_named_helper"),
+        (3, "clip"),  # the function; not Registry.clip, which no row names in full
     ]
     assert [item.qualname for item in plan.given] == [
         "Registry.__init__",
         "Registry.add",
+        "Registry.clip",
         "_helper",
         "unnamed",
     ]
-    assert plan.summary == "5 exercises (functions to write) in 2 lesson rows"
+    assert plan.summary == "6 exercises (functions to write) in 3 lesson rows"
     source = (workspace / "npgrad" / "core.py").read_text(encoding="utf-8")
     assert "def kept(x: int) -> int:\n    return x + 1" in source  # unchanged: no exercise
     assert "def __call__(self, key: str, /) -> int: ..." in source  # Protocol stub kept
@@ -305,7 +316,7 @@ def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
     assert "`unnamed` (`npgrad/core.py`): given: not one of the lesson's exercises." in readme
     assert 'def unnamed(x: int) -> int:\n    """New code' in source
     assert "implement unnamed" not in source
-    assert "\n5 exercises (functions to write) in 2 lesson rows.\n" in readme
+    assert "\n6 exercises (functions to write) in 3 lesson rows.\n" in readme
     assert f"--impl {workspace} --exercise 2   # Box, _named_helper" in readme
     # The lesson's hints, repeated whole (a "## " line in a code block is no heading).
     assert "## Hints (from the lesson)\n\n### Exercise 1: a closure\n" in readme
@@ -324,8 +335,8 @@ def test_stubbing_rules_on_a_made_up_step(tmp_path: Path) -> None:
         resolve_names(plan, ["Box."])
     with pytest.raises(LookupError, match=r"'kept' is not an exercise.*choose one of: make_adder"):
         resolve_names(plan, ["kept"])
-    with pytest.raises(LookupError, match="exercise 3 has no stub"):
-        resolve_names(plan, ["3"])
+    with pytest.raises(LookupError, match="exercise 4 has no stub"):
+        resolve_names(plan, ["4"])
     restore(workspace, 2, steps_dir=steps)
     assert (workspace / "npgrad" / "core.py").read_bytes() == (
         steps / "02_second" / "npgrad" / "core.py"
@@ -431,14 +442,14 @@ def test_count_prints_every_steps_exercises_and_writes_nothing(tmp_path: Path) -
     lines = counted.stdout.splitlines()
     assert lines[0].startswith("| Step | Exercises | Lesson rows with stubs | Rows in the table |")
     # Step 01 has no previous step: its one function is new; no README, no table.
-    assert lines[2:] == ["| 01_first | 1 | 0 | 0 | 0 |", "| 02_second | 5 | 2 | 2 | 4 |"]
+    assert lines[2:] == ["| 01_first | 1 | 0 | 0 | 0 |", "| 02_second | 6 | 3 | 3 | 5 |"]
     after = sorted(path for path in tmp_path.rglob("*") if "__pycache__" not in path.parts)
     assert after == before
     one = _run_exercise("02", "--count", "--steps-dir", str(steps))
-    assert one.stdout.splitlines()[2:] == ["| 02_second | 5 | 2 | 2 | 4 |"]
+    assert one.stdout.splitlines()[2:] == ["| 02_second | 6 | 3 | 3 | 5 |"]
     written = _run_exercise("02", str(tmp_path / "workspace"), "--steps-dir", str(steps))
     assert written.returncode == 0, written.stderr
-    assert "\n5 exercises (functions to write) in 2 lesson rows\n" in written.stdout
+    assert "\n6 exercises (functions to write) in 3 lesson rows\n" in written.stdout
     missing = _run_exercise("--steps-dir", str(steps))
     assert missing.returncode == 2
     assert "give the step number and the workspace directory (or --count)" in missing.stderr
