@@ -34,14 +34,16 @@ def selected_readme(config: pytest.Config) -> Path:
     return step_dir(max(step_dirs()) if selected is None else selected) / "README.md"
 
 
+# Steps 03-09 each draw their worked example's graph; the later lessons draw none
+# (their graphs are whole models), so the test retires after step 09.
+@pytest.mark.step(3, last=9)
 def test_the_step_readme_graphs_match_the_renderer(request: pytest.FixtureRequest) -> None:
     readme = selected_readme(request.config)
     text = readme.read_text(encoding="utf-8")
-    if not has_graph_markers(text):
-        pytest.skip(
-            f"{shown(readme)} marks no graph (a line <!-- graph: NAME --> above a ```mermaid "
-            "block), so there is nothing to compare"
-        )
+    assert has_graph_markers(text), (
+        f"{shown(readme)} marks no graph: put a line <!-- graph: NAME --> above a ```mermaid "
+        "block of its worked example"
+    )
     differing = readme_differences(text, graph_namespaces(readme), shown(readme))
     assert not differing, (
         f"{shown(readme)}: the graph of {', '.join(differing)} is not what the renderer draws "
