@@ -12,7 +12,7 @@ from npgrad import history
 from npgrad.arrays import Arr
 from npgrad.backward_fns import (
     Pair,
-    _im2col,
+    _correlate,
     _window_reduce,
     _windows,
     add_back0,
@@ -691,14 +691,6 @@ def _check_images(name: str, x: Arr) -> None:
         )
 
 
-def _output_size(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Pair:
-    """(OH, OW): how many windows fit down and across the padded image."""
-    return (
-        (x.shape[2] + 2 * padding[0] - kernel_size[0]) // stride[0] + 1,
-        (x.shape[3] + 2 * padding[1] - kernel_size[1]) // stride[1] + 1,
-    )
-
-
 def _check_window(name: str, x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> None:
     """Raise ``ValueError`` unless the kernel fits the padded image with positive sizes."""
     _check_images(name, x)
@@ -738,8 +730,9 @@ def _conv2d(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pair) 
 
     ``out[n, o, h, w] = bias[o] + sum_{c, i, j} xp[n, c, h * sh + i, w * sw + j] *
     weight[o, c, i, j]``, where ``xp`` is ``x`` zero-padded by ``padding``. The
-    windows are copied once into the columns of a matrix (``_im2col``), and one
-    matrix product with the kernels, flattened to rows, computes every output.
+    windows are copied once into the rows of a matrix (``_im2col``), and one
+    matrix product with the kernels, flattened to rows, computes every output
+    (``_correlate``).
     Shapes: ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw), ``bias`` (O,) or None;
     the result (N, O, OH, OW), ``OH = (H + 2 * ph - kh) // sh + 1``.
     """
@@ -754,16 +747,8 @@ def _conv2d(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pair) 
             f"conv2d needs a bias of shape ({weight.shape[0]},), one per output channel, "
             f"got shape {bias.shape}"
         )
-    kernel_size = (weight.shape[2], weight.shape[3])
-    _check_window("conv2d", x, kernel_size, stride, padding)
-    cols = _im2col(x, kernel_size, stride, padding)  # (C * kh * kw, N * OH * OW)
-    out = weight.reshape(weight.shape[0], -1) @ cols  # (O, N * OH * OW)
-    if bias is not None:
-        out += bias[:, None]
-    n, (oh, ow) = x.shape[0], _output_size(x, kernel_size, stride, padding)
-    # Channel-major in memory; elementwise operations keep that order, so the
-    # backward's transpose back to (O, N * OH * OW) is free.
-    return out.reshape(weight.shape[0], n, oh, ow).transpose(1, 0, 2, 3)
+    _check_window("conv2d", x, (weight.shape[2], weight.shape[3]), stride, padding)
+    return _correlate(x, weight, bias, stride, padding)
 
 
 _conv2d_forward = wrap_forward_fn(_conv2d)
