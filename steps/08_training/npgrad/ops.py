@@ -8,9 +8,13 @@ from npgrad.arrays import Arr
 from npgrad.backward_fns import (
     add_back0,
     add_back1,
+    cross_entropy_back,
     exp_back,
     expand_back,
     getitem_back,
+    linear_back0,
+    linear_back1,
+    linear_back2,
     log_back,
     matmul_back0,
     matmul_back1,
@@ -47,23 +51,27 @@ def wrap_forward_fn(
     """
 
     def tensor_func(*args: object, **kwargs: object) -> Tensor:
-        for name, value in kwargs.items():
+        for name, value in kwargs.items() if kwargs else ():
             if isinstance(value, Tensor):
                 raise TypeError(
                     f"{numpy_func.__name__}() got a Tensor for keyword argument {name!r}: "
                     "pass tensors positionally, since gradients are tracked by argument position"
                 )
-        arg_values = tuple(arg.array if isinstance(arg, Tensor) else arg for arg in args)
+        # One pass over the arguments: unbox the Tensors, and note those that need a
+        # gradient (this wrapper runs for every operation, so it is kept lean).
+        arg_values: list[object] = []
+        parents: dict[int, Tensor] = {}
+        for position, arg in enumerate(args):
+            if isinstance(arg, Tensor):
+                arg_values.append(arg.array)
+                if arg.requires_grad or arg.recipe is not None:
+                    parents[position] = arg
+            else:
+                arg_values.append(arg)
         out = Tensor(numpy_func(*arg_values, **kwargs))
-        if is_differentiable and is_grad_enabled():
-            parents = {
-                position: arg
-                for position, arg in enumerate(args)
-                if isinstance(arg, Tensor) and (arg.requires_grad or arg.recipe is not None)
-            }
-            if parents:
-                out.requires_grad = True
-                out.recipe = Recipe(numpy_func, arg_values, kwargs, parents)
+        if parents and is_differentiable and is_grad_enabled():
+            out.requires_grad = True
+            out.recipe = Recipe(numpy_func, tuple(arg_values), kwargs, parents)
         return out
 
     return tensor_func
@@ -232,6 +240,14 @@ def add_(x: Tensor, other: Tensor | float, alpha: float = 1.0) -> Tensor:
 
 def _check_writable(x: Tensor, value: Arr | float, alpha: float, name: str) -> None:
     """Raise unless ``x.array`` can take ``x + alpha * value`` in place (``name`` is the caller)."""
+    array = x.array
+    if (
+        isinstance(value, np.ndarray)
+        and value.dtype == array.dtype
+        and array.dtype.kind == "f"
+        and array.flags.writeable
+    ):
+        return  # an optimiser's update, the usual case: floats into floats always fit
     if not x.array.flags.writeable:
         raise ValueError(
             f"{name}() cannot write into this tensor: its array is read-only, as the result "
@@ -287,6 +303,52 @@ def _matmul_2d(x: Arr, y: Arr) -> Arr:
 matmul: Callable[[Tensor | Arr, Tensor | Arr], Tensor] = wrap_forward_fn(_matmul_2d)
 BACK_FUNCS.add_back_func(_matmul_2d, 0, matmul_back0)
 BACK_FUNCS.add_back_func(_matmul_2d, 1, matmul_back1)
+
+
+def _linear(x: Arr, weight: Arr, bias: Arr | None) -> Arr:
+    """``x @ weight.T + bias`` (no bias for None) as one operation: ``Linear``'s forward.
+
+    The same numbers as the three recorded operations ``x @ weight.T + bias``
+    (transpose, matmul, add), with one recipe instead of three and no
+    broadcasting to undo: the engine's time per operation is what a small
+    model spends most of its time on (step 08's README, "How this is made fast").
+    Shapes: ``x`` (batch, in), ``weight`` (out, in), ``bias`` (out,) or None; the
+    result (batch, out).
+    """
+    _check_matmul_operands(x, weight)
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"linear needs x of shape (batch, in) and weight of shape (out, in), got "
+            f"{x.shape} and {weight.shape}"
+        )
+    out: Arr = x @ weight.T
+    return out if bias is None else out + bias
+
+
+linear: Callable[[Tensor, Tensor, Tensor | None], Tensor] = wrap_forward_fn(_linear)
+BACK_FUNCS.add_back_func(_linear, 0, linear_back0)
+BACK_FUNCS.add_back_func(_linear, 1, linear_back1)
+BACK_FUNCS.add_back_func(_linear, 2, linear_back2)
+
+
+def _cross_entropy(logits: Arr, labels: Arr) -> Arr:
+    """Each row's cross entropy as one operation: ``cross_entropy``'s computation.
+
+    ``loss[i] = log(sum_j exp(logits[i, j])) - logits[i, labels[i]]``, with each
+    row's maximum subtracted first (it cancels) so that ``exp`` cannot overflow:
+    the same numbers as the six recorded operations step 07 builds it from,
+    with one recipe and one backward function, ``cross_entropy_back`` (step
+    08's README, "How this is made fast"). ``cross_entropy`` checks the
+    arguments. Shapes: ``logits`` (batch, classes), ``labels`` integer class
+    indices (batch,); the result (batch,).
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    loss: Arr = np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(labels)), labels]
+    return loss
+
+
+_cross_entropy_forward = wrap_forward_fn(_cross_entropy)
+BACK_FUNCS.add_back_func(_cross_entropy, 0, cross_entropy_back)
 
 
 def _argmax(x: Arr, dim: int | None, keepdim: bool) -> Arr:

@@ -24,11 +24,15 @@ from npgrad.backward_fns import (
     conv2d_back0,
     conv2d_back1,
     conv2d_back2,
+    cross_entropy_back,
     einsum_back,
     einsum_labels,
     exp_back,
     expand_back,
     getitem_back,
+    linear_back0,
+    linear_back1,
+    linear_back2,
     log_back,
     matmul_back0,
     matmul_back1,
@@ -78,18 +82,23 @@ def wrap_forward_fn(
     """
 
     def tensor_func(*args: object, **kwargs: object) -> Tensor:
-        if builtins.any(isinstance(value, Tensor) for value in kwargs.values()):
+        if kwargs and builtins.any(isinstance(value, Tensor) for value in kwargs.values()):
             args, kwargs = _bind_keywords(numpy_func, args, kwargs)
-        tensors: dict[ArgKey, Tensor] = {
-            position: arg for position, arg in enumerate(args) if isinstance(arg, Tensor)
-        }
-        tensors.update((name, value) for name, value in kwargs.items() if isinstance(value, Tensor))
+        # Plain loops, no comprehension per step: this wrapper runs for every operation.
+        tensors: dict[ArgKey, Tensor] = {}
+        for position, arg in enumerate(args):
+            if isinstance(arg, Tensor):
+                tensors[position] = arg
+        for name, value in kwargs.items():
+            if isinstance(value, Tensor):
+                tensors[name] = value
         parents: dict[ArgKey, Tensor] = {}
         if is_differentiable and is_grad_enabled():
-            for tensor in tensors.values():
+            for key, tensor in tensors.items():
                 if tensor._view is not None:
                     history.refresh_view(tensor)
-            parents = {key: tensor for key, tensor in tensors.items() if history.needs_grad(tensor)}
+                if tensor.requires_grad or tensor.recipe is not None:  # history.needs_grad
+                    parents[key] = tensor
         for name in kwargs:
             if name in parents and not BACK_FUNCS.has_back_func(numpy_func, name):
                 raise TypeError(
@@ -97,8 +106,8 @@ def wrap_forward_fn(
                     + ", or register one with BACK_FUNCS.add_back_func("
                     f"{_name(numpy_func)}, {name!r}, <backward function>)"
                 )
-        arg_values = tuple(_unbox(arg) for arg in args)
-        kwarg_values = {name: _unbox(value) for name, value in kwargs.items()}
+        arg_values = tuple([arg.array if isinstance(arg, Tensor) else arg for arg in args])
+        kwarg_values = {name: _unbox(value) for name, value in kwargs.items()} if kwargs else kwargs
         out = Tensor(numpy_func(*arg_values, **kwarg_values))
         history.note_view(out, numpy_func, args, arg_values, kwarg_values)
         if parents:
@@ -381,6 +390,14 @@ BACK_FUNCS.add_back_func(_overwrite, 0, overwrite_back, reads=())
 
 def _check_writable(x: Tensor, value: Arr | float, alpha: float, name: str) -> None:
     """Raise unless ``x.array`` can take ``x + alpha * value`` in place (``name`` is the caller)."""
+    array = x.array
+    if (
+        isinstance(value, np.ndarray)
+        and value.dtype == array.dtype
+        and array.dtype.kind == "f"
+        and array.flags.writeable
+    ):
+        return  # an optimiser's update, the usual case: floats into floats always fit
     if not x.array.flags.writeable:
         raise ValueError(
             f"{name}() cannot write into this tensor: its array is read-only, as the result "
@@ -473,6 +490,52 @@ def _matmul_error(x: Arr, y: Arr, reason: str) -> str:
 matmul: Callable[[Tensor | Arr, Tensor | Arr], Tensor] = wrap_forward_fn(_matmul)
 BACK_FUNCS.add_back_func(_matmul, 0, matmul_back0, reads=(1,))
 BACK_FUNCS.add_back_func(_matmul, 1, matmul_back1, reads=(0,))
+
+
+def _linear(x: Arr, weight: Arr, bias: Arr | None) -> Arr:
+    """``x @ weight.T + bias`` (no bias for None) as one operation: ``Linear``'s forward.
+
+    The same numbers as the three recorded operations ``x @ weight.T + bias``
+    (transpose, matmul, add), with one recipe instead of three and no
+    broadcasting to undo: the engine's time per operation is what a small
+    model spends most of its time on (step 08's README, "How this is made fast").
+    Shapes: ``x`` (batch, in), ``weight`` (out, in), ``bias`` (out,) or None; the
+    result (batch, out).
+    """
+    _check_matmul_operands(x, weight)
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"linear needs x of shape (batch, in) and weight of shape (out, in), got "
+            f"{x.shape} and {weight.shape}"
+        )
+    out: Arr = x @ weight.T
+    return out if bias is None else out + bias
+
+
+linear: Callable[[Tensor, Tensor, Tensor | None], Tensor] = wrap_forward_fn(_linear)
+BACK_FUNCS.add_back_func(_linear, 0, linear_back0, reads=(1,))
+BACK_FUNCS.add_back_func(_linear, 1, linear_back1, reads=(0,))
+BACK_FUNCS.add_back_func(_linear, 2, linear_back2, reads=())
+
+
+def _cross_entropy(logits: Arr, labels: Arr) -> Arr:
+    """Each row's cross entropy as one operation: ``cross_entropy``'s computation.
+
+    ``loss[i] = log(sum_j exp(logits[i, j])) - logits[i, labels[i]]``, with each
+    row's maximum subtracted first (it cancels) so that ``exp`` cannot overflow:
+    the same numbers as the six recorded operations step 07 builds it from,
+    with one recipe and one backward function, ``cross_entropy_back`` (step
+    08's README, "How this is made fast"). ``cross_entropy`` checks the
+    arguments. Shapes: ``logits`` (batch, classes), ``labels`` integer class
+    indices (batch,); the result (batch,).
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    loss: Arr = np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(labels)), labels]
+    return loss
+
+
+_cross_entropy_forward = wrap_forward_fn(_cross_entropy)
+BACK_FUNCS.add_back_func(_cross_entropy, 0, cross_entropy_back, reads=(0,))
 
 
 def _argmax(x: Arr, dim: int | None, keepdim: bool) -> Arr:
