@@ -105,8 +105,8 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
     defaults to ones for a one-element output. Gradients of leaves are summed
     into their ``.grad`` (never overwritten). Intermediate gradients are kept
     in a dictionary only until their node has been processed. ``owned`` holds
-    the nodes whose gradient array this pass created and nobody else can reach
-    (see ``_is_fresh``): a leaf among them keeps that array without a copy.
+    the leaves whose gradient array this pass created and nobody else can reach
+    (see ``_is_fresh``): they keep that array without a copy.
     """
     history.refresh_view(end_node)  # a view changed through its base gets current history
     grads: dict[Tensor, Arr] = {end_node: _initial_grad(end_node, end_grad)}
@@ -135,12 +135,13 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
             previous = grads.get(parent)
             if previous is None:
                 grads[parent] = grad_in
-                if _is_fresh(grad_in, grad_out, args):
-                    owned.add(parent)
+                if parent.recipe is None and _is_fresh(grad_in, grad_out, args):
+                    owned.add(parent)  # only leaves: only their gradients are kept
             else:
                 # Not +=: the stored array may be shared with another node or read-only.
                 grads[parent] = previous + grad_in
-                owned.add(parent)
+                if parent.recipe is None:
+                    owned.add(parent)
 
 
 def _is_fresh(grad_in: Arr, grad_out: Arr, args: tuple[object, ...]) -> bool:
