@@ -428,8 +428,8 @@ def cross_entropy(logits: Tensor, true_labels: Tensor | Arr) -> Tensor:
             f"true_labels must have shape ({batch},), one label per row of logits of shape "
             f"{logits.shape}; got shape {labels.shape}"
         )
-    out_of_range = labels[(labels < 0) | (labels >= n_classes)]
-    if out_of_range.size:
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        out_of_range = labels[(labels < 0) | (labels >= n_classes)]
         raise IndexError(
             f"true_labels must lie in [0, {n_classes}) for {n_classes} classes, "
             f"got {out_of_range.tolist()}"

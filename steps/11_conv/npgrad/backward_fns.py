@@ -348,9 +348,8 @@ def cross_entropy_back(grad_out: Arr, out: Arr, logits: Arr, labels: Arr) -> Arr
     result (batch, classes).
     """
     grad: Arr = np.exp(logits - logits.max(axis=1, keepdims=True))
-    grad /= grad.sum(axis=1, keepdims=True)
-    grad[np.arange(len(labels)), labels] -= 1.0
-    grad *= grad_out[:, None]
+    grad *= (grad_out / grad.sum(axis=1))[:, None]  # normalised and scaled in one pass
+    grad[np.arange(len(labels)), labels] -= grad_out
     return grad
 
 
