@@ -75,6 +75,16 @@ CASES = [
     ),
     Case("maximum", lambda a, b: npgrad.maximum(a, b), untied_pair),
     Case("matmul", lambda a, b: a @ b, lambda r: [signed(r, (2, 3)), signed(r, (3, 4))]),
+    Case(
+        "linear",
+        lambda a, w, b: npgrad.linear(a, w, b),
+        lambda r: [signed(r, (2, 3)), signed(r, (4, 3)), signed(r, (4,))],
+    ),
+    Case(
+        "cross_entropy",
+        lambda a: npgrad.cross_entropy(a, np.array([0, 2, 1])),
+        lambda r: [signed(r, (3, 4))],
+    ),
     Case("add_", add_in_place, lambda r: [signed(r, (2, 3)), signed(r, (3,))]),
     Case("relu(inplace=True)", relu_in_place, lambda r: [signed(r, (2, 3))]),
     Case("relu", lambda a: npgrad.relu(a), lambda r: [signed(r, (2, 3))]),

@@ -106,6 +106,42 @@ def test_the_summary_shows_the_conv_part_and_a_crash_is_a_failed_target() -> Non
     assert "conv2d / ResNet: FAILED: shared.bench.conv" in report.format_summary(crashed, targets)
 
 
+def conv_result(ratios: list[float]) -> dict[str, object]:
+    """A conv part's result with these npgrad/torch ratios, torch at 1 ms per shape."""
+    timings = [
+        {"shape": f"shape {i}", "npgrad_ms": ratio, "torch_ms": 1.0, "ratio": ratio}
+        for i, ratio in enumerate(ratios)
+    ]
+    total = sum(ratios)
+    return {
+        "conv2d": timings,
+        "conv2d_total_ms": {"npgrad": total, "torch": float(len(ratios))},
+        "conv2d_ratio_total": total / len(ratios),
+    }
+
+
+@pytest.mark.parametrize(
+    ("ratios", "failed"),
+    [
+        ([1.0, 1.9, 1.4], []),
+        ([1.0, 2.1, 0.9], ["every shape"]),
+        ([1.6, 1.9, 1.6], ["over the ResNet's shapes"]),
+    ],
+)
+def test_conv_targets_bound_the_total_and_every_shape(
+    ratios: list[float], failed: list[str]
+) -> None:
+    targets = report.evaluate_targets({"conv": conv_result(ratios)})
+    conv_targets = [t for t in targets if t.name.startswith("conv2d forward+backward")]
+    assert len(conv_targets) == 2
+    names = [t.name for t in conv_targets if t.status == "FAIL"]
+    assert len(names) == len(failed)
+    for name, part in zip(names, failed, strict=True):
+        assert part in name
+    if failed == ["every shape"]:
+        assert "the slowest: shape 1" in conv_targets[1].detail
+
+
 def test_the_benchmark_times_the_conv_step_in_a_child_process() -> None:
     # `nox -s bench` measures step 08's MLP in its own process; step 12's conv2d runs in a
     # child, as one process imports one npgrad. Real MNIST, as the child loads it itself.

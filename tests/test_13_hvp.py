@@ -231,6 +231,13 @@ CASES = [
         lambda r: [r.normal(size=(3, 4)), r.normal(size=4)],
     ),
     HvpCase(
+        "linear",
+        lambda x, w, b: npgrad.linear(x, w, b),
+        lambda x, w, b: tf().linear(x, w, b),
+        lambda r: [r.normal(size=(5, 4)), r.normal(size=(3, 4)), r.normal(size=3)],
+        third=True,
+    ),
+    HvpCase(
         "einsum",
         lambda x, y: npgrad.einsum("bij,jk->bik", x, y),
         lambda x, y: torch_module().einsum("bij,jk->bik", x, y),

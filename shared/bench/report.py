@@ -23,6 +23,8 @@ from shared.bench.conv import format_conv_summary
 __all__ = [
     "MAX_ACCURACY_GAP",
     "MAX_CHAIN_MEMORY",
+    "MAX_CONV_RATIO",
+    "MAX_CONV_SHAPE_RATIO",
     "MAX_EPOCH_RATIO",
     "Target",
     "evaluate_targets",
@@ -31,7 +33,9 @@ __all__ = [
     "write_json",
 ]
 
-MAX_EPOCH_RATIO: Final = 2.0  # npgrad time per epoch / NumPy's
+MAX_EPOCH_RATIO: Final = 1.5  # npgrad time per epoch / NumPy's
+MAX_CONV_RATIO: Final = 1.5  # conv2d forward+backward, npgrad / torch, summed over the shapes
+MAX_CONV_SHAPE_RATIO: Final = 2.0  # the same for each shape on its own
 MAX_ACCURACY_GAP: Final = 0.005  # |npgrad - NumPy| test accuracy, as a fraction
 MAX_CHAIN_MEMORY: Final = 2.0  # backward's traced peak / the forward graph's memory
 CHAIN_SLACK: Final = 1.2  # t(10n)/t(n) may be at most 1.2 * 10: "linear" with 20% slack
@@ -139,12 +143,35 @@ def evaluate_targets(results: Results) -> list[Target]:
                 delete["detail"],
             )
         )
-    # The convolution timings are reported as a ratio to torch, with no bound to meet;
-    # only a part that crashed is a failure.
     conv = results.get("conv", {})
     if "error" in conv:
         targets.append(Target("conv2d and ResNet timings run", "FAIL", "error", conv["error"]))
+    targets += _conv_targets(conv)
     return targets
+
+
+def _conv_targets(conv: Mapping[str, Any]) -> list[Target]:
+    """conv2d against torch: over all the shapes, and the slowest shape; none without torch."""
+    total = conv.get("conv2d_ratio_total")
+    if total is None:
+        return []
+    totals = conv["conv2d_total_ms"]
+    timings = [t for t in conv["conv2d"] if t["ratio"] is not None]
+    worst = max(timings, key=lambda t: t["ratio"])
+    return [
+        Target(
+            f"conv2d forward+backward <= {MAX_CONV_RATIO:g}x PyTorch over the ResNet's shapes",
+            _status(total <= MAX_CONV_RATIO),
+            f"{total:.2f}x",
+            f"npgrad {totals['npgrad']:.1f} ms, torch {totals['torch']:.1f} ms",
+        ),
+        Target(
+            f"conv2d forward+backward <= {MAX_CONV_SHAPE_RATIO:g}x PyTorch for every shape",
+            _status(worst["ratio"] <= MAX_CONV_SHAPE_RATIO),
+            f"{worst['ratio']:.2f}x",
+            f"the slowest: {worst['shape']}",
+        ),
+    ]
 
 
 def _mib(value: int | None) -> str:

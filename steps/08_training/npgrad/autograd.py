@@ -30,28 +30,29 @@ def topological_sort(node: Node, get_children: ChildrenGetter[Node]) -> list[Nod
     search with an explicit stack instead of recursion, so a graph a million
     nodes deep does not hit Python's recursion limit. A node met again while
     it is still on the current path closes a cycle, which raises ``CycleError``.
+    One dictionary records every node met: True while it is on the current
+    path, False once finished (one lookup per edge, where two sets took two;
+    backprop sorts a new graph at every training step).
     """
     order: list[Node] = []
-    finished: set[Node] = set()
-    on_path: set[Node] = {node}
+    on_path: dict[Node, bool] = {node: True}
     stack: list[tuple[Node, Iterator[Node]]] = [(node, iter(get_children(node)))]
     while stack:
         current, children = stack[-1]
         for child in children:
-            if child in finished:
-                continue
-            if child in on_path:
+            seen = on_path.get(child)
+            if seen is None:  # met for the first time: go down into it
+                on_path[child] = True
+                stack.append((child, iter(get_children(child))))
+                break
+            if seen:
                 raise CycleError(
                     f"the graph has a cycle through {_short_repr(child)}: "
                     "a node cannot depend on itself"
                 )
-            on_path.add(child)
-            stack.append((child, iter(get_children(child))))
-            break
         else:  # every child is finished: so is current
             stack.pop()
-            on_path.remove(current)
-            finished.add(current)
+            on_path[current] = False
             order.append(current)
     return order
 
@@ -80,43 +81,67 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
     ``end_grad`` is the gradient to start from, shaped like ``end_node``; it
     defaults to ones for a one-element output. Gradients of leaves are summed
     into their ``.grad`` (never overwritten). Intermediate gradients are kept
-    in a dictionary only until their node has been processed.
+    in a dictionary only until their node has been processed. ``owned`` holds
+    the leaves whose gradient array this pass created and nobody else can reach
+    (see ``_is_fresh``): they keep that array without a copy.
     """
     grads: dict[Tensor, Arr] = {end_node: _initial_grad(end_node, end_grad)}
+    owned: set[Tensor] = set()
     for node in sorted_computational_graph(end_node):
         grad_out = grads.pop(node)  # consumed now: released as soon as we move on
         recipe = node.recipe
         if recipe is None:
             if node.requires_grad:
-                _accumulate_into_leaf(node, grad_out)
+                _accumulate_into_leaf(node, grad_out, copy=node not in owned)
             continue
+        func, args, kwargs = recipe.func, recipe.args, recipe.kwargs
         for position, parent in recipe.parents.items():
-            back_fn = BACK_FUNCS.get_back_func(recipe.func, position)
-            grad_in = back_fn(grad_out, node.array, *recipe.args, **recipe.kwargs)
+            back_fn = BACK_FUNCS.get_back_func(func, position)
+            grad_in = back_fn(grad_out, node.array, *args, **kwargs)
             if grad_in.shape != parent.array.shape:
-                name = display_name(recipe.func)
+                name = display_name(func)
                 raise RuntimeError(
                     f"the backward function for argument {position} of {name} returned a "
                     f"gradient of shape {grad_in.shape} for an input of shape "
                     f"{parent.array.shape}: a gradient must have its input's shape"
                 )
             previous = grads.get(parent)
-            # Not +=: the stored array may be shared with another node or read-only.
-            grads[parent] = grad_in if previous is None else previous + grad_in
+            if previous is None:
+                grads[parent] = grad_in
+                if parent.recipe is None and _is_fresh(grad_in, grad_out, args):
+                    owned.add(parent)  # only leaves: only their gradients are kept
+            else:
+                # Not +=: the stored array may be shared with another node or read-only.
+                grads[parent] = previous + grad_in
+                if parent.recipe is None:
+                    owned.add(parent)
 
 
-def _accumulate_into_leaf(leaf: Tensor, grad: Arr) -> None:
+def _is_fresh(grad_in: Arr, grad_out: Arr, args: tuple[object, ...]) -> bool:
+    """True when ``grad_in`` is an array a backward function has just computed.
+
+    Not ``grad_out`` passed on (addition's gradient), not a view of another
+    array (a reshape, a transpose, a read-only broadcast) and not one of the
+    forward's arguments: then no other node, leaf or caller holds it.
+    """
+    if grad_in.base is not None or grad_in is grad_out:
+        return False
+    return all(grad_in is not arg for arg in args)
+
+
+def _accumulate_into_leaf(leaf: Tensor, grad: Arr, copy: bool = True) -> None:
     """Add ``grad`` to ``leaf.grad`` (or store it there), in the leaf's dtype.
 
     The gradient takes the leaf's floating point dtype, as in PyTorch: a
     float32 leaf that met float64 values on the way still gets a float32
-    ``.grad``. The result is always a fresh array: the incoming gradient may be
-    a caller's array, a read-only broadcast view or the very array another
-    leaf receives.
+    ``.grad``. The stored array is always one that nobody else holds: the
+    incoming gradient may be a caller's array, a read-only broadcast view or
+    the very array another leaf receives, so it is copied, unless backprop
+    knows it is fresh (``copy=False``).
     """
     dtype = leaf.array.dtype if leaf.array.dtype.kind == "f" else grad.dtype
     if leaf.grad is None:
-        leaf.grad = Tensor(grad.astype(dtype))
+        leaf.grad = Tensor(grad.astype(dtype, copy=copy))
         return
     if leaf.grad.shape != leaf.shape:
         raise RuntimeError(

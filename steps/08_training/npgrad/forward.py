@@ -22,23 +22,27 @@ def wrap_forward_fn(
     """
 
     def tensor_func(*args: object, **kwargs: object) -> Tensor:
-        for name, value in kwargs.items():
+        for name, value in kwargs.items() if kwargs else ():
             if isinstance(value, Tensor):
                 raise TypeError(
                     f"{numpy_func.__name__}() got a Tensor for keyword argument {name!r}: "
                     "pass tensors positionally, since gradients are tracked by argument position"
                 )
-        arg_values = tuple(arg.array if isinstance(arg, Tensor) else arg for arg in args)
+        # One pass over the arguments: unbox the Tensors, and note those that need a
+        # gradient (this wrapper runs for every operation, so it is kept lean).
+        arg_values: list[object] = []
+        parents: dict[int, Tensor] = {}
+        for position, arg in enumerate(args):
+            if isinstance(arg, Tensor):
+                arg_values.append(arg.array)
+                if arg.requires_grad or arg.recipe is not None:
+                    parents[position] = arg
+            else:
+                arg_values.append(arg)
         out = Tensor(numpy_func(*arg_values, **kwargs))
-        if is_differentiable and is_grad_enabled():
-            parents = {
-                position: arg
-                for position, arg in enumerate(args)
-                if isinstance(arg, Tensor) and (arg.requires_grad or arg.recipe is not None)
-            }
-            if parents:
-                out.requires_grad = True
-                out.recipe = Recipe(numpy_func, arg_values, kwargs, parents)
+        if parents and is_differentiable and is_grad_enabled():
+            out.requires_grad = True
+            out.recipe = Recipe(numpy_func, tuple(arg_values), kwargs, parents)
         return out
 
     return tensor_func

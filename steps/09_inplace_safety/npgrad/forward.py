@@ -26,34 +26,35 @@ def wrap_forward_fn(
     """
 
     def tensor_func(*args: object, **kwargs: object) -> Tensor:
-        for name, value in kwargs.items():
+        for name, value in kwargs.items() if kwargs else ():
             if isinstance(value, Tensor):
                 raise TypeError(
                     f"{numpy_func.__name__}() got a Tensor for keyword argument {name!r}: "
                     "pass tensors positionally, since gradients are tracked by argument position"
                 )
         tracking = is_differentiable and is_grad_enabled()
-        if tracking:
-            for arg in args:
-                if isinstance(arg, Tensor) and arg._view is not None:
+        # One pass over the arguments: bring views up to date, unbox the Tensors, and
+        # note those that need a gradient (this wrapper runs for every operation, so
+        # it is kept lean).
+        values: list[object] = []
+        tensors: dict[int, Tensor] = {}
+        parents: dict[int, Tensor] = {}
+        for position, arg in enumerate(args):
+            if isinstance(arg, Tensor):
+                if tracking and arg._view is not None:
                     history.refresh_view(arg)
-        arg_values = tuple(arg.array if isinstance(arg, Tensor) else arg for arg in args)
+                values.append(arg.array)
+                tensors[position] = arg
+                if arg.requires_grad or arg.recipe is not None:
+                    parents[position] = arg
+            else:
+                values.append(arg)
+        arg_values = tuple(values)
         out = Tensor(numpy_func(*arg_values, **kwargs))
         history.note_view(out, numpy_func, args, arg_values, kwargs)
-        if tracking:
-            parents = {
-                position: arg
-                for position, arg in enumerate(args)
-                if isinstance(arg, Tensor) and (arg.requires_grad or arg.recipe is not None)
-            }
-            if parents:
-                out.requires_grad = True
-                tensors = {
-                    position: arg for position, arg in enumerate(args) if isinstance(arg, Tensor)
-                }
-                out.recipe = history.make_recipe(
-                    numpy_func, arg_values, kwargs, parents, tensors, out
-                )
+        if tracking and parents:
+            out.requires_grad = True
+            out.recipe = history.make_recipe(numpy_func, arg_values, kwargs, parents, tensors, out)
         return out
 
     return tensor_func

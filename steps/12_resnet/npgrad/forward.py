@@ -34,18 +34,23 @@ def wrap_forward_fn(
     """
 
     def tensor_func(*args: object, **kwargs: object) -> Tensor:
-        if any(isinstance(value, Tensor) for value in kwargs.values()):
+        if kwargs and any(isinstance(value, Tensor) for value in kwargs.values()):
             args, kwargs = _bind_keywords(numpy_func, args, kwargs)
-        tensors: dict[ArgKey, Tensor] = {
-            position: arg for position, arg in enumerate(args) if isinstance(arg, Tensor)
-        }
-        tensors.update((name, value) for name, value in kwargs.items() if isinstance(value, Tensor))
+        # Plain loops, no comprehension per step: this wrapper runs for every operation.
+        tensors: dict[ArgKey, Tensor] = {}
+        for position, arg in enumerate(args):
+            if isinstance(arg, Tensor):
+                tensors[position] = arg
+        for name, value in kwargs.items():
+            if isinstance(value, Tensor):
+                tensors[name] = value
         parents: dict[ArgKey, Tensor] = {}
         if is_differentiable and is_grad_enabled():
-            for tensor in tensors.values():
+            for key, tensor in tensors.items():
                 if tensor._view is not None:
                     history.refresh_view(tensor)
-            parents = {key: tensor for key, tensor in tensors.items() if history.needs_grad(tensor)}
+                if tensor.requires_grad or tensor.recipe is not None:  # history.needs_grad
+                    parents[key] = tensor
         for name in kwargs:
             if name in parents and not BACK_FUNCS.has_back_func(numpy_func, name):
                 raise TypeError(
@@ -53,8 +58,8 @@ def wrap_forward_fn(
                     + ", or register one with BACK_FUNCS.add_back_func("
                     f"{display_name(numpy_func)}, {name!r}, <backward function>)"
                 )
-        arg_values = tuple(_unbox(arg) for arg in args)
-        kwarg_values = {name: _unbox(value) for name, value in kwargs.items()}
+        arg_values = tuple([arg.array if isinstance(arg, Tensor) else arg for arg in args])
+        kwarg_values = {name: _unbox(value) for name, value in kwargs.items()} if kwargs else kwargs
         out = Tensor(numpy_func(*arg_values, **kwarg_values))
         history.note_view(out, numpy_func, args, arg_values, kwarg_values)
         if parents:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from npgrad.nn.module import Module, Parameter
+from npgrad.ops import linear
 from npgrad.tensor import Tensor
 
 
@@ -54,7 +55,9 @@ class Linear(Module):
 
         Matrix multiplication is 2-D only at this step, so an input with other
         than two dimensions is flattened to (batch, in_features) and the result
-        reshaped back.
+        reshaped back. The product and the bias are one recorded operation,
+        ``linear``, rather than the three of ``flat @ self.weight.T + self.bias``
+        (the same numbers; step 08's README, "How this is made fast", says why).
         """
         if not isinstance(x, Tensor):
             raise TypeError(
@@ -67,9 +70,7 @@ class Linear(Module):
                 f"(*, {self.in_features}), got shape {x.shape}"
             )
         flat = x if x.ndim == 2 else x.reshape(-1, self.in_features)
-        out = flat @ self.weight.T
-        if self.bias is not None:
-            out = out + self.bias
+        out = linear(flat, self.weight, self.bias)
         return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:

@@ -44,7 +44,12 @@ from npgrad.ops.elementwise import (
 from npgrad.ops.inplace import (
     add_,
 )
+from npgrad.ops.losses import cross_entropy_back, cross_entropy_rows
 from npgrad.ops.products import (
+    linear,
+    linear_back0,
+    linear_back1,
+    linear_back2,
     matmul,
     matmul_back0,
     matmul_back1,
@@ -71,6 +76,8 @@ __all__ = [
     "add_back0",
     "add_back1",
     "argmax",
+    "cross_entropy_back",
+    "cross_entropy_rows",
     "eq",
     "exp",
     "exp_back",
@@ -79,6 +86,10 @@ __all__ = [
     "forward_and_back",
     "getitem",
     "getitem_back",
+    "linear",
+    "linear_back0",
+    "linear_back1",
+    "linear_back2",
     "log",
     "log_back",
     "matmul",

@@ -49,7 +49,12 @@ from npgrad.ops.inplace import (
     overwrite,
     overwrite_back,
 )
+from npgrad.ops.losses import cross_entropy_back, cross_entropy_rows
 from npgrad.ops.products import (
+    linear,
+    linear_back0,
+    linear_back1,
+    linear_back2,
     matmul,
     matmul_back0,
     matmul_back1,
@@ -78,6 +83,8 @@ __all__ = [
     "add_scaled_back0",
     "add_scaled_back1",
     "argmax",
+    "cross_entropy_back",
+    "cross_entropy_rows",
     "eq",
     "exp",
     "exp_back",
@@ -86,6 +93,10 @@ __all__ = [
     "forward_and_back",
     "getitem",
     "getitem_back",
+    "linear",
+    "linear_back0",
+    "linear_back1",
+    "linear_back2",
     "log",
     "log_back",
     "matmul",

@@ -26,6 +26,14 @@ def add_(x: Tensor, other: Tensor | float, alpha: float = 1.0) -> Tensor:
 
 def check_writable(x: Tensor, value: Arr | float, alpha: float, name: str) -> None:
     """Raise unless ``x.array`` can take ``x + alpha * value`` in place (``name`` is the caller)."""
+    array = x.array
+    if (
+        isinstance(value, np.ndarray)
+        and value.dtype == array.dtype
+        and array.dtype.kind == "f"
+        and array.flags.writeable
+    ):
+        return  # an optimiser's update, the usual case: floats into floats always fit
     if not x.array.flags.writeable:
         raise ValueError(
             f"{name}() cannot write into this tensor: its array is read-only, as the result "

@@ -65,6 +65,7 @@ from npgrad.ops.inplace import (
     overwrite,
     overwrite_back,
 )
+from npgrad.ops.losses import cross_entropy_back, cross_entropy_rows
 from npgrad.ops.pooling import (
     adaptive_avg_pool2d,
     avg_pool2d,
@@ -76,6 +77,10 @@ from npgrad.ops.products import (
     einsum,
     einsum_back,
     einsum_labels,
+    linear,
+    linear_back0,
+    linear_back1,
+    linear_back2,
     matmul,
     matmul_back0,
     matmul_back1,
@@ -124,6 +129,8 @@ __all__ = [
     "conv2d_back0",
     "conv2d_back1",
     "conv2d_back2",
+    "cross_entropy_back",
+    "cross_entropy_rows",
     "einsum",
     "einsum_back",
     "einsum_labels",
@@ -140,6 +147,10 @@ __all__ = [
     "greater_equal",
     "less",
     "less_equal",
+    "linear",
+    "linear_back0",
+    "linear_back1",
+    "linear_back2",
     "log",
     "log_back",
     "logical_not",

@@ -13,6 +13,8 @@ def unbroadcast(broadcasted: Arr, original: Arr) -> Arr:
     Shapes: ``original`` must broadcast to ``broadcasted.shape``; the result has
     ``original.shape``.
     """
+    if broadcasted.shape == original.shape:
+        return broadcasted  # nothing was broadcast, the usual case: skip the search
     n_prepended = broadcasted.ndim - original.ndim
     if n_prepended < 0:
         raise ValueError(

@@ -1,33 +1,118 @@
 """Two-dimensional convolution as one matrix product over unfolded windows (im2col)."""
 
+import numpy as np
+
 from npgrad.arrays import Arr
 from npgrad.forward import wrap_forward_fn
 from npgrad.ops.windows import (
     Pair,
-    add_windows,
     as_pair,
     check_images,
     check_window,
     conv_output_size,
-    window_view,
 )
 from npgrad.registry import BACK_FUNCS
 from npgrad.tensor import Tensor
 
 
-def _im2col(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
-    """The windows of ``x`` as the columns of a matrix: im2col, for convolution by one product.
+def _padded_channels_last(x: Arr, padding: Pair) -> Arr:
+    """``x`` zero-padded by ``padding`` and copied channels-last: (N, H + 2 * ph, W + 2 * pw, C).
 
-    Column ``(n, h, w)`` holds window ``(h, w)`` of image ``n``, flattened in the order
-    of a kernel's weights (channel, row, column), so ``weight.reshape(O, -1) @ cols``
-    is the convolution. This is the one copy of the windows (C * kh * kw values per
-    output position); the channel-major order keeps NumPy's copy running along
-    image rows.
-    Shapes: ``x`` (N, C, H, W); the result (C * kh * kw, N * OH * OW).
+    Channels-last puts the ``kw * C`` values of one window row next to each other in
+    memory, so the copy into im2col's rows moves long runs instead of single numbers.
     """
-    windows = window_view(x, kernel_size, stride, padding)  # (N, C, OH, OW, kh, kw)
-    n, c, oh, ow, kh, kw = windows.shape
-    return windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * oh * ow)
+    n, c, height, width = x.shape
+    ph, pw = padding
+    padded = np.zeros((n, height + 2 * ph, width + 2 * pw, c), dtype=x.dtype)
+    padded[:, ph : ph + height, pw : pw + width, :] = x.transpose(0, 2, 3, 1)
+    return padded
+
+
+def _windows_channels_last(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
+    """Every window of ``x`` padded by ``padding``, channels-last, as a strided view.
+
+    The same windows as ``window_view``, with the channel axis moved to the end:
+    element ``[n, h, w, i, j, c]`` is ``xp[n, c, h * sh + i, w * sw + j]``.
+    Shapes: ``x`` (N, C, H, W); the result (N, OH, OW, kh, kw, C), read-only.
+    """
+    padded = _padded_channels_last(x, padding)
+    n, _, _, c = padded.shape
+    (kh, kw), (sh, sw) = kernel_size, stride
+    oh, ow = conv_output_size(x, kernel_size, stride, padding)
+    step_n, step_h, step_w, step_c = padded.strides
+    return np.lib.stride_tricks.as_strided(
+        padded,
+        shape=(n, oh, ow, kh, kw, c),
+        strides=(step_n, step_h * sh, step_w * sw, step_h, step_w, step_c),
+        writeable=False,
+    )
+
+
+def _kernel_rows(weight: Arr) -> Arr:
+    """(O, C, kh, kw) as the matrix (O, kh * kw * C), in the column order of ``_im2col``."""
+    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def _output_rows(grad_out: Arr) -> Arr:
+    """(N, O, OH, OW) as the matrix (N * OH * OW, O) whose rows match ``_im2col``'s rows."""
+    n, o, oh, ow = grad_out.shape
+    return grad_out.transpose(0, 2, 3, 1).reshape(n * oh * ow, o)
+
+
+def _correlate(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pair) -> Arr:
+    """The convolution of ``x`` with ``weight``, plus ``bias``: im2col and one matrix product.
+
+    The product's rows are the output positions and its columns the output
+    channels, so the result is channels-last in memory; it is returned as the
+    (N, O, OH, OW) view of that, which elementwise operations keep, and which
+    ``_output_rows`` turns back into the matrix without a copy.
+    Shapes: ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw), ``bias`` (O,) or None; the
+    result (N, O, OH, OW).
+    """
+    kernel_size = (weight.shape[2], weight.shape[3])
+    out = _im2col(x, kernel_size, stride, padding) @ _kernel_rows(weight).T  # (N * OH * OW, O)
+    if bias is not None:
+        out += bias
+    oh, ow = conv_output_size(x, kernel_size, stride, padding)
+    return out.reshape(x.shape[0], oh, ow, weight.shape[0]).transpose(0, 3, 1, 2)
+
+
+def _add_windows_channels_last(
+    grad_windows: Arr, x_shape: tuple[int, ...], stride: Pair, padding: Pair
+) -> Arr:
+    """``add_windows`` for channels-last windows, the adjoint of ``_windows_channels_last``.
+
+    Shapes: ``grad_windows`` (N, OH, OW, kh, kw, C); ``x_shape`` (N, C, H, W), the
+    shape of the result (a view of a channels-last array).
+    """
+    n, oh, ow, kh, kw, c = grad_windows.shape
+    (sh, sw), (ph, pw) = stride, padding
+    height, width = x_shape[2], x_shape[3]
+    grad = np.zeros((n, height + 2 * ph, width + 2 * pw, c), dtype=grad_windows.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            grad[:, i : i + sh * oh : sh, j : j + sw * ow : sw, :] += grad_windows[:, :, :, i, j, :]
+    return grad[:, ph : ph + height, pw : pw + width, :].transpose(0, 3, 1, 2)
+
+
+def _im2col(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
+    """The windows of ``x`` as the rows of a matrix: im2col, for convolution by one product.
+
+    Row ``(n, h, w)`` holds window ``(h, w)`` of image ``n``, flattened in the order
+    (row, column, channel) of ``_kernel_rows``, so ``cols @ _kernel_rows(weight).T`` is
+    the convolution. This is the one copy of the windows (C * kh * kw values per
+    output position). The copy runs along whatever is longest in memory: a window
+    row of every channel (``kw * C`` values) in general; with a single channel
+    (an input image), that is only ``kw`` values, so the matrix is then copied
+    transposed, along image rows, and returned as a transposed view (a matrix
+    product reads either layout at the same speed).
+    Shapes: ``x`` (N, C, H, W); the result (N * OH * OW, kh * kw * C).
+    """
+    windows = _windows_channels_last(x, kernel_size, stride, padding)
+    n, oh, ow, kh, kw, c = windows.shape
+    if c == 1:
+        return windows.transpose(3, 4, 5, 0, 1, 2).reshape(kh * kw * c, n * oh * ow).T
+    return windows.reshape(n * oh * ow, kh * kw * c)
 
 
 def _conv2d(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pair) -> Arr:
@@ -35,8 +120,9 @@ def _conv2d(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pair) 
 
     ``out[n, o, h, w] = bias[o] + sum_{c, i, j} xp[n, c, h * sh + i, w * sw + j] *
     weight[o, c, i, j]``, where ``xp`` is ``x`` zero-padded by ``padding``. The
-    windows are copied once into the columns of a matrix (``_im2col``), and one
-    matrix product with the kernels, flattened to rows, computes every output.
+    windows are copied once into the rows of a matrix (``_im2col``), and one
+    matrix product with the kernels, flattened to rows, computes every output
+    (``_correlate``).
     Shapes: ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw), ``bias`` (O,) or None;
     the result (N, O, OH, OW), ``OH = (H + 2 * ph - kh) // sh + 1``.
     """
@@ -51,16 +137,8 @@ def _conv2d(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pair) 
             f"conv2d needs a bias of shape ({weight.shape[0]},), one per output channel, "
             f"got shape {bias.shape}"
         )
-    kernel_size = (weight.shape[2], weight.shape[3])
-    check_window("conv2d", x, kernel_size, stride, padding)
-    cols = _im2col(x, kernel_size, stride, padding)  # (C * kh * kw, N * OH * OW)
-    out = weight.reshape(weight.shape[0], -1) @ cols  # (O, N * OH * OW)
-    if bias is not None:
-        out += bias[:, None]
-    n, (oh, ow) = x.shape[0], conv_output_size(x, kernel_size, stride, padding)
-    # Channel-major in memory; elementwise operations keep that order, so the
-    # backward's transpose back to (O, N * OH * OW) is free.
-    return out.reshape(weight.shape[0], n, oh, ow).transpose(1, 0, 2, 3)
+    check_window("conv2d", x, (weight.shape[2], weight.shape[3]), stride, padding)
+    return _correlate(x, weight, bias, stride, padding)
 
 
 _conv2d_forward = wrap_forward_fn(_conv2d)
@@ -83,12 +161,6 @@ def conv2d(
     return _conv2d_forward(x, weight, bias, stride_pair, padding_pair)
 
 
-def _channels_first(grad_out: Arr) -> Arr:
-    """(N, O, OH, OW) as the matrix (O, N * OH * OW) that the im2col products use."""
-    n, o, oh, ow = grad_out.shape
-    return grad_out.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)
-
-
 def conv2d_back0(
     grad_out: Arr,
     out: Arr,
@@ -100,19 +172,35 @@ def conv2d_back0(
 ) -> Arr:
     """Gradient with respect to ``x`` (argument 0) of ``out = conv2d(x, weight, bias, ...)``.
 
-    ``out[n, o, h, w] = sum_{c, i, j} window[n, c, h, w, i, j] * weight[o, c, i, j]``,
-    so the gradient of every window is ``grad_out`` times ``weight``, summed over the
-    output channels ``o``: one matrix product giving im2col's shape. ``add_windows``
-    then sums the windows back into the image (where they overlap, a pixel receives
-    from each window it is in).
+    ``out[n, o, h, w] = sum_{c, i, j} xp[n, c, h * sh + i, w * sw + j] * weight[o, c, i, j]``,
+    so pixel ``xp[n, c, y, z]`` receives ``grad_out[n, o, h, w] * weight[o, c, i, j]``
+    from every window ``(h, w)`` it lies in, at offset ``(i, j)``. Two ways to sum that:
+
+    - with stride 1 this is itself a convolution, a *transposed* one: pad
+      ``grad_out`` by ``kh - 1 - ph`` (and ``kw - 1 - pw``), then convolve it with the
+      kernel flipped top to bottom and left to right, its in and out channels
+      swapped. One im2col and one matrix product, as fast as the forward pass.
+    - otherwise (a stride, or padding wider than the kernel, or a single input
+      channel, where the product above would have one column): the gradient of
+      every window is ``grad_out`` times ``weight``, summed over ``o``, one matrix
+      product in im2col's shape, and ``_add_windows_channels_last`` sums the
+      windows back into the image (where they overlap, a pixel receives from each
+      window it is in).
+
     Shapes: ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw); ``grad_out`` (N, O, OH, OW),
     the result (N, C, H, W).
     """
     n, _, oh, ow = grad_out.shape
-    o, c, kh, kw = weight.shape
-    grad_cols = weight.reshape(o, c * kh * kw).T @ _channels_first(grad_out)
-    grad_windows = grad_cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 4, 5, 1, 2)
-    return add_windows(grad_windows, x.shape, stride, padding)
+    _, c, kh, kw = weight.shape
+    ph, pw = padding
+    if stride == (1, 1) and c > 1 and ph < kh and pw < kw:
+        flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, O, kh, kw)
+        return _correlate(grad_out, flipped, None, (1, 1), (kh - 1 - ph, kw - 1 - pw))
+    rows, kernel = _output_rows(grad_out), _kernel_rows(weight)
+    # the same memory order as _im2col's matrix, for the same reason
+    grad_cols = (kernel.T @ rows.T).T if c == 1 else rows @ kernel  # (N * OH * OW, kh * kw * C)
+    grad_windows = grad_cols.reshape(n, oh, ow, kh, kw, c)
+    return _add_windows_channels_last(grad_windows, x.shape, stride, padding)
 
 
 def conv2d_back1(
@@ -132,8 +220,9 @@ def conv2d_back1(
     Shapes: ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw); ``grad_out`` (N, O, OH, OW),
     the result (O, C, kh, kw).
     """
-    cols = _im2col(x, (weight.shape[2], weight.shape[3]), stride, padding)
-    return (_channels_first(grad_out) @ cols.T).reshape(weight.shape)
+    o, c, kh, kw = weight.shape
+    cols = _im2col(x, (kh, kw), stride, padding)
+    return (_output_rows(grad_out).T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
 
 
 def conv2d_back2(

@@ -1,7 +1,7 @@
 """Gradients of gradients: a second table of backward functions, written with Tensor operations.
 
 One module per family of operations (``elementwise``, ``shape``,
-``reductions``, ``products``, ``conv``, ``pooling``, ``normalisation``), each
+``reductions``, ``products``, ``losses``, ``conv``, ``pooling``, ``normalisation``), each
 registering the Tensor twin of every NumPy backward function of its family in
 ``GRAPH_BACK_FUNCS``; ``engine`` runs a backward pass with them
 (``create_graph=True``) and holds ``grad``. Importing this package registers
@@ -11,6 +11,7 @@ every twin.
 from npgrad.higher_order import (
     conv,
     elementwise,
+    losses,
     normalisation,
     pooling,
     products,
@@ -35,6 +36,7 @@ __all__ = [
     "conv",
     "elementwise",
     "grad",
+    "losses",
     "normalisation",
     "pooling",
     "products",

@@ -16,11 +16,15 @@ from npgrad.ops import (
     einsum,
     einsum_back,
     einsum_labels,
+    linear_back0,
+    linear_back1,
+    linear_back2,
     matmul,
     matmul_back0,
     matmul_back1,
     permute,
     reshape,
+    sum,
 )
 from npgrad.ops.products import EINSUM_LETTERS
 from npgrad.tensor import Tensor
@@ -125,3 +129,29 @@ def einsum_back_graph(
 GRAPH_BACK_FUNCS.add_twin(matmul_back0, matmul_back0_graph)
 GRAPH_BACK_FUNCS.add_twin(matmul_back1, matmul_back1_graph)
 GRAPH_BACK_FUNCS.add_twin(einsum_back, einsum_back_graph)
+
+
+def linear_back0_graph(
+    grad_out: Tensor, out: Tensor, x: Tensor | Arr, weight: Tensor | Arr, bias: Tensor | Arr | None
+) -> Tensor:
+    """``grad_out @ weight``: the gradient of ``x @ weight.T + bias`` for ``x``."""
+    return matmul(grad_out, as_tensor(weight))
+
+
+def linear_back1_graph(
+    grad_out: Tensor, out: Tensor, x: Tensor | Arr, weight: Tensor | Arr, bias: Tensor | Arr | None
+) -> Tensor:
+    """``grad_out.T @ x``: the gradient for ``weight``, in the weight's shape."""
+    return matmul(permute(grad_out, (1, 0)), as_tensor(x))
+
+
+def linear_back2_graph(
+    grad_out: Tensor, out: Tensor, x: Tensor | Arr, weight: Tensor | Arr, bias: Tensor | Arr
+) -> Tensor:
+    """``grad_out`` summed over the batch: the gradient for ``bias``."""
+    return sum(grad_out, 0)
+
+
+GRAPH_BACK_FUNCS.add_twin(linear_back0, linear_back0_graph)
+GRAPH_BACK_FUNCS.add_twin(linear_back1, linear_back1_graph)
+GRAPH_BACK_FUNCS.add_twin(linear_back2, linear_back2_graph)
