@@ -281,6 +281,12 @@ CASES = [
         third=True,
     ),
     HvpCase(
+        "cross_entropy_mean",
+        lambda x: npgrad.cross_entropy(x * x, LABELS, reduction="mean"),
+        lambda x: tf().cross_entropy(x * x, torch_module().from_numpy(LABELS), reduction="mean"),
+        normal(5, 4),
+    ),
+    HvpCase(
         "conv2d",
         lambda x, w, b: npgrad.conv2d(x, w, b, stride=2, padding=1),
         lambda x, w, b: tf().conv2d(x, w, b, stride=2, padding=1),

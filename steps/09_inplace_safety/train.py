@@ -66,7 +66,7 @@ class Evaluation:
 
 def batch_loss(model: Module, images: Images, labels: Labels) -> Tensor:
     """The mean cross-entropy of the model on one batch, a 0-d Tensor."""
-    return cross_entropy(model(Tensor(images)), labels).sum() / len(labels)
+    return cross_entropy(model(Tensor(images)), labels, reduction="mean")
 
 
 def train_epoch(model: Module, optimizer: SGD, batches: Iterable[Batch]) -> float:
