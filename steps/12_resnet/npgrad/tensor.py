@@ -25,7 +25,7 @@ class VersionCounter:
     __slots__ = ("value",)
 
     def __init__(self) -> None:
-        self.value = 0
+        self.value: int = 0
 
 
 class View:
