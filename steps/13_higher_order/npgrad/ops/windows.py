@@ -1,11 +1,12 @@
-"""Sliding windows over images: the sizes, checks and strided views convolution and pooling share.
+"""Sliding windows over images: the sizes and checks of convolution and pooling, pooling's views.
 
 Images are (N, C, H, W): batch, channels, height, width. A kernel of size
 (kh, kw) slides over the (zero-)padded image with a stride (sh, sw); each
 position is a window. ``window_view`` sees every window at once as a strided view
 (no copy, no loop), and ``add_windows`` is its adjoint: it sends each window's
 gradient back to the pixels the window came from, summing where windows
-overlap.
+overlap. Pooling reads them; convolution keeps its own channels-last
+versions of both (``ops/conv.py``), laid out for its matrix product.
 """
 
 import numpy as np
