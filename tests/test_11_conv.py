@@ -26,6 +26,8 @@ from npgrad import (
     adaptive_avg_pool2d,
     avg_pool2d,
     conv2d,
+    conv2d_back0,
+    conv2d_back1,
     max_pool2d,
     no_grad,
 )
@@ -220,6 +222,44 @@ def test_conv2d_with_padding_drops_the_gradient_of_the_padding() -> None:
     assert x.grad is not None
     assert x.grad.shape == (1, 1, 2, 2)
     assert_array_equal(x.grad.array, np.full((1, 1, 2, 2), 4.0))  # each pixel in all 4 windows
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "padding"),
+    [
+        ((2, 3, 6, 5), (4, 3, 3, 3), (1, 1), (1, 1)),  # the transposed convolution
+        ((2, 1, 6, 5), (4, 1, 3, 3), (1, 1), (1, 1)),  # one input channel: the window adds
+        ((2, 3, 7, 7), (4, 3, 3, 3), (2, 2), (1, 1)),  # a stride: the window adds
+        ((2, 3, 3, 3), (8, 3, 3, 3), (1, 1), (0, 0)),  # fewer positions than channels
+    ],
+)
+def test_conv2d_gradients_do_not_depend_on_how_grad_out_is_laid_out(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Pair
+) -> None:
+    # the backward functions read grad_out through views chosen by its strides
+    rng = np.random.default_rng(4)
+    x, weight = rng.normal(size=x_shape), rng.normal(size=w_shape)
+    out = reference_conv2d(x, weight, None, stride, padding)
+    grad_out = rng.normal(size=out.shape)
+    layouts = [
+        np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+        np.asfortranarray(grad_out),
+        np.repeat(grad_out, 2, axis=3)[..., ::2],
+    ]
+
+    def reference(x: Arr, weight: Arr) -> Arr:
+        return reference_conv2d(x, weight, None, stride, padding)
+
+    expected_x = conv2d_back0(grad_out, out, x, weight, None, stride, padding)
+    expected_weight = conv2d_back1(grad_out, out, x, weight, None, stride, padding)
+    assert_allclose(expected_x, numeric_vjp(reference, [x, weight], 0, grad_out), atol=1e-6)
+    assert_allclose(expected_weight, numeric_vjp(reference, [x, weight], 1, grad_out), atol=1e-6)
+    for laid_out in layouts:
+        assert_array_equal(laid_out, grad_out)
+        grad_x = conv2d_back0(laid_out, out, x, weight, None, stride, padding)
+        grad_weight = conv2d_back1(laid_out, out, x, weight, None, stride, padding)
+        assert_allclose(grad_x, expected_x, rtol=1e-12, atol=1e-12)
+        assert_allclose(grad_weight, expected_weight, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_of_an_empty_batch() -> None:

@@ -53,10 +53,18 @@ def _kernel_rows(weight: Arr) -> Arr:
     return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
-def _output_rows(grad_out: Arr) -> Arr:
-    """(N, O, OH, OW) as the matrix (N * OH * OW, O) whose rows match ``_im2col``'s rows."""
+def _output_columns(grad_out: Arr) -> Arr:
+    """(N, O, OH, OW) as the matrix (O, N * OH * OW) whose columns match ``_im2col``'s rows.
+
+    Either memory layout makes it cheaply: the channels-last view that ``_correlate``
+    returns gives it without a copy, and an ordinary (N, O, OH, OW) array is copied
+    a whole channel plane (OH * OW numbers) at a time, several times faster than
+    moving its channels last would be.
+    """
     n, o, oh, ow = grad_out.shape
-    return grad_out.transpose(0, 2, 3, 1).reshape(n * oh * ow, o)
+    if grad_out.strides[1] == grad_out.itemsize:  # channels-last in memory
+        return grad_out.transpose(0, 2, 3, 1).reshape(n * oh * ow, o).T
+    return grad_out.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)
 
 
 def _correlate(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pair) -> Arr:
@@ -65,7 +73,7 @@ def _correlate(x: Arr, weight: Arr, bias: Arr | None, stride: Pair, padding: Pai
     The product's rows are the output positions and its columns the output
     channels, so the result is channels-last in memory; it is returned as the
     (N, O, OH, OW) view of that, which elementwise operations keep, and which
-    ``_output_rows`` turns back into the matrix without a copy.
+    ``_output_columns`` turns back into a matrix without a copy.
     Shapes: ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw), ``bias`` (O,) or None; the
     result (N, O, OH, OW).
     """
@@ -182,24 +190,26 @@ def conv2d_back0(
       swapped. One im2col and one matrix product, as fast as the forward pass.
     - otherwise (a stride, or padding wider than the kernel, or a single input
       channel, where the product above would have one column): the gradient of
-      every window is ``grad_out`` times ``weight``, summed over ``o``, one matrix
-      product in im2col's shape, and ``_add_windows_channels_last`` sums the
-      windows back into the image (where they overlap, a pixel receives from each
-      window it is in).
+      every window is ``grad_out`` times ``weight``, summed over ``o``, a matrix
+      product per image (no copy of ``grad_out``) in im2col's shape, and
+      ``_add_windows_channels_last`` sums the windows back into the image (where
+      they overlap, a pixel receives from each window it is in).
 
     Shapes: ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw); ``grad_out`` (N, O, OH, OW),
     the result (N, C, H, W).
     """
-    n, _, oh, ow = grad_out.shape
+    n, o, oh, ow = grad_out.shape
     _, c, kh, kw = weight.shape
     ph, pw = padding
     if stride == (1, 1) and c > 1 and ph < kh and pw < kw:
         flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, O, kh, kw)
         return _correlate(grad_out, flipped, None, (1, 1), (kh - 1 - ph, kw - 1 - pw))
-    rows, kernel = _output_rows(grad_out), _kernel_rows(weight)
-    # the same memory order as _im2col's matrix, for the same reason
-    grad_cols = (kernel.T @ rows.T).T if c == 1 else rows @ kernel  # (N * OH * OW, kh * kw * C)
-    grad_windows = grad_cols.reshape(n, oh, ow, kh, kw, c)
+    per_image, kernel = grad_out.reshape(n, o, oh * ow), _kernel_rows(weight)  # a view
+    if c == 1:  # the same memory order as _im2col's matrix, for the same reason
+        grad_cols = (kernel.T @ per_image).reshape(n, kh, kw, c, oh, ow)
+        grad_windows = grad_cols.transpose(0, 4, 5, 1, 2, 3)
+    else:
+        grad_windows = (per_image.transpose(0, 2, 1) @ kernel).reshape(n, oh, ow, kh, kw, c)
     return _add_windows_channels_last(grad_windows, x.shape, stride, padding)
 
 
@@ -215,14 +225,22 @@ def conv2d_back1(
     """Gradient with respect to ``weight`` (argument 1) of ``out = conv2d(x, weight, ...)``.
 
     Every weight meets every window: ``grad_out`` times the windows of ``x``, summed
-    over the batch and the output positions, one matrix product with im2col's matrix
-    (rebuilt from ``x``).
+    over the batch and the output positions: a matrix product with im2col's matrix
+    (rebuilt from ``x``), made one image at a time and summed when an image has at
+    least as many output positions as there are output channels (faster, and no copy
+    of ``grad_out``), else over the whole batch at once.
     Shapes: ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw); ``grad_out`` (N, O, OH, OW),
     the result (O, C, kh, kw).
     """
-    o, c, kh, kw = weight.shape
-    cols = _im2col(x, (kh, kw), stride, padding)
-    return (_output_rows(grad_out).T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+    n, o, oh, ow = grad_out.shape
+    _, c, kh, kw = weight.shape
+    cols = _im2col(x, (kh, kw), stride, padding)  # (N * OH * OW, kh * kw * C)
+    if oh * ow >= o:  # an image has more positions than there are channels: a product per image
+        per_image = grad_out.reshape(n, o, oh * ow) @ cols.reshape(n, oh * ow, kh * kw * c)
+        grad: Arr = per_image.sum(axis=0)
+    else:
+        grad = _output_columns(grad_out) @ cols
+    return grad.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
 
 
 def conv2d_back2(
