@@ -10,6 +10,7 @@ from npgrad.ops.windows import (
     check_images,
     check_window,
     conv_output_size,
+    window_view,
 )
 from npgrad.registry import BACK_FUNCS
 from npgrad.tensor import Tensor
@@ -29,23 +30,15 @@ def _padded_channels_last(x: Arr, padding: Pair) -> Arr:
 
 
 def _windows_channels_last(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
-    """Every window of ``x`` padded by ``padding``, channels-last, as a strided view.
+    """``window_view``'s windows of ``x`` padded by ``padding``, with the channel axis last.
 
-    The same windows as ``window_view``, with the channel axis moved to the end:
-    element ``[n, h, w, i, j, c]`` is ``xp[n, c, h * sh + i, w * sw + j]``.
+    Element ``[n, h, w, i, j, c]`` is ``xp[n, c, h * sh + i, w * sw + j]``. The windows
+    are a view of ``_padded_channels_last``'s copy (seen as (N, C, H, W) for
+    ``window_view``), so a window row of every channel is one contiguous run.
     Shapes: ``x`` (N, C, H, W); the result (N, OH, OW, kh, kw, C), read-only.
     """
-    padded = _padded_channels_last(x, padding)
-    n, _, _, c = padded.shape
-    (kh, kw), (sh, sw) = kernel_size, stride
-    oh, ow = conv_output_size(x, kernel_size, stride, padding)
-    step_n, step_h, step_w, step_c = padded.strides
-    return np.lib.stride_tricks.as_strided(
-        padded,
-        shape=(n, oh, ow, kh, kw, c),
-        strides=(step_n, step_h * sh, step_w * sw, step_h, step_w, step_c),
-        writeable=False,
-    )
+    padded = _padded_channels_last(x, padding).transpose(0, 3, 1, 2)
+    return window_view(padded, kernel_size, stride, (0, 0)).transpose(0, 2, 3, 4, 5, 1)
 
 
 def _kernel_rows(weight: Arr) -> Arr:
