@@ -1,5 +1,7 @@
 """Step 04: wrap_forward_fn turns NumPy functions into recording Tensor operations."""
 
+import functools
+
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
@@ -90,6 +92,13 @@ def test_a_tensor_passed_by_keyword_raises_and_says_to_pass_it_positionally() ->
     with pytest.raises(TypeError, match=r"x2") as raised:
         wrap_forward_fn(np.multiply)(x, x2=x)
     assert "position" in str(raised.value).lower(), "the message says to pass tensors positionally"
+
+
+def test_a_tensor_passed_by_keyword_to_a_nameless_function_still_raises_type_error() -> None:
+    # a functools.partial has no __name__: the message must not fail on that
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with pytest.raises(TypeError, match=r"x2"):
+        wrap_forward_fn(functools.partial(np.multiply))(x, x2=x)
 
 
 def test_a_non_differentiable_function_never_records_a_recipe() -> None:

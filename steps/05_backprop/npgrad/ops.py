@@ -7,7 +7,7 @@ import numpy as np
 from npgrad.arrays import Arr
 from npgrad.backward_fns import log_back, multiply_back0, multiply_back1
 from npgrad.grad_mode import is_grad_enabled
-from npgrad.registry import BACK_FUNCS
+from npgrad.registry import BACK_FUNCS, display_name
 from npgrad.tensor import Recipe, Tensor
 
 
@@ -29,7 +29,7 @@ def wrap_forward_fn(
         for name, value in kwargs.items():
             if isinstance(value, Tensor):
                 raise TypeError(
-                    f"{numpy_func.__name__}() got a Tensor for keyword argument {name!r}: "
+                    f"{display_name(numpy_func)}() got a Tensor for keyword argument {name!r}: "
                     "pass tensors positionally, since gradients are tracked by argument position"
                 )
         arg_values = tuple(arg.array if isinstance(arg, Tensor) else arg for arg in args)

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from npgrad.arrays import Arr
 from npgrad.grad_mode import is_grad_enabled
+from npgrad.registry import display_name
 from npgrad.tensor import Recipe, Tensor
 
 
@@ -25,7 +26,7 @@ def wrap_forward_fn(
         for name, value in kwargs.items():
             if isinstance(value, Tensor):
                 raise TypeError(
-                    f"{numpy_func.__name__}() got a Tensor for keyword argument {name!r}: "
+                    f"{display_name(numpy_func)}() got a Tensor for keyword argument {name!r}: "
                     "pass tensors positionally, since gradients are tracked by argument position"
                 )
         arg_values = tuple(arg.array if isinstance(arg, Tensor) else arg for arg in args)

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from npgrad import history
 from npgrad.arrays import Arr
 from npgrad.grad_mode import is_grad_enabled
+from npgrad.registry import display_name
 from npgrad.tensor import Tensor
 
 
@@ -29,7 +30,7 @@ def wrap_forward_fn(
         for name, value in kwargs.items() if kwargs else ():
             if isinstance(value, Tensor):
                 raise TypeError(
-                    f"{numpy_func.__name__}() got a Tensor for keyword argument {name!r}: "
+                    f"{display_name(numpy_func)}() got a Tensor for keyword argument {name!r}: "
                     "pass tensors positionally, since gradients are tracked by argument position"
                 )
         tracking = is_differentiable and is_grad_enabled()
