@@ -168,7 +168,12 @@ def _accumulate_into_leaf(leaf: Tensor, grad: Arr, copy: bool = True) -> None:
     """
     dtype = leaf.array.dtype if leaf.array.dtype.kind == "f" else grad.dtype
     if leaf.grad is None:
-        leaf.grad = Tensor(grad.astype(dtype, copy=copy))
+        if copy:  # into a new array laid out like the leaf (empty_like keeps its memory order)
+            stored = np.empty_like(leaf.array, dtype=dtype)
+            np.copyto(stored, grad, casting="unsafe")
+            leaf.grad = Tensor(stored)
+        else:
+            leaf.grad = Tensor(grad.astype(dtype, copy=False))
         return
     if leaf.grad.shape != leaf.shape:
         raise RuntimeError(

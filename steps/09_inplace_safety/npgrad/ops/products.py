@@ -45,15 +45,8 @@ def matmul_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
 def matmul_back1(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
     """Gradient with respect to ``y`` (argument 1) of ``out = x @ y``: ``x.T @ grad_out``.
 
-    The gradient is laid out in memory like ``y``: when ``y`` is a transposed
-    view (a ``Linear`` layer's ``weight.T``), the product is computed as
-    ``(grad_out.T @ x).T``, the same numbers, so that the weight's gradient,
-    transposed back, is contiguous like the weight (and the optimiser's update
-    runs along memory, several times faster than across it).
     Shapes: ``x`` is (m, k), ``y`` is (k, n); ``grad_out`` is (m, n), the result (k, n).
     """
-    if y.flags.f_contiguous and not y.flags.c_contiguous:
-        return (grad_out.T @ x).T
     return x.T @ grad_out
 
 

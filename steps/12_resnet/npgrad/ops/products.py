@@ -69,7 +69,7 @@ def matmul_back0(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
     has ``out``'s shape, the result ``x``'s shape.
     """
     x2, y2, grad2 = _matmul_as_2d(grad_out, x, y)
-    return unbroadcast(grad2 @ np.swapaxes(y2, -1, -2), x2).reshape(x.shape)
+    return _drop_added_dimension(unbroadcast(grad2 @ np.swapaxes(y2, -1, -2), x2), x)
 
 
 def matmul_back1(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
@@ -77,18 +77,21 @@ def matmul_back1(grad_out: Arr, out: Arr, x: Arr, y: Arr) -> Arr:
 
     The same rules as ``matmul_back0``: 1-D arguments become a row (``x``) or
     a column (``y``), the transpose swaps the last two dimensions, and batch
-    dimensions that ``y`` was broadcast along are summed away. Two 2-D
-    arguments where ``y`` is a transposed view (``weight.T``): the product is
-    computed as ``(grad_out.T @ x).T``, the same numbers laid out like ``y``,
-    so the weight's gradient, transposed back, is contiguous like the weight
-    (and the optimiser's update runs along memory, several times faster).
+    dimensions that ``y`` was broadcast along are summed away.
     Shapes: ``x`` is (..., m, k) or (k,), ``y`` is (..., k, n) or (k,); ``grad_out``
     has ``out``'s shape, the result ``y``'s shape.
     """
     x2, y2, grad2 = _matmul_as_2d(grad_out, x, y)
-    if x2.ndim == 2 and y2.ndim == 2 and y2.flags.f_contiguous and not y2.flags.c_contiguous:
-        return (grad2.T @ x2).T  # laid out like ``y``, a transposed view: see below
-    return unbroadcast(np.swapaxes(x2, -1, -2) @ grad2, y2).reshape(y.shape)
+    return _drop_added_dimension(unbroadcast(np.swapaxes(x2, -1, -2) @ grad2, y2), y)
+
+
+def _drop_added_dimension(grad: Arr, arg: Arr) -> Arr:
+    """``grad`` in the shape of ``arg``, reshaped only when ``arg`` was 1-D and padded.
+
+    A reshape to the same shape would still return a view, and a view is not a
+    fresh array, so ``backprop`` would copy it into a leaf's ``.grad``.
+    """
+    return grad if grad.shape == arg.shape else grad.reshape(arg.shape)
 
 
 def _matmul_as_2d(grad_out: Arr, x: Arr, y: Arr) -> tuple[Arr, Arr, Arr]:
