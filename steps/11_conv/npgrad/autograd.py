@@ -118,7 +118,7 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
             if node.requires_grad:
                 _accumulate_into_leaf(node, grad_out, copy=node not in owned)
             continue
-        _check_saved_versions(node, recipe)
+        check_saved_versions(node, recipe)
         generations = recipe.parent_generations
         func, args, kwargs = recipe.func, recipe.args, recipe.kwargs
         for key, recorded in recipe.parents.items():  # key: a position or a keyword name
@@ -207,7 +207,7 @@ def _initial_grad(end_node: Tensor, end_grad: Tensor | Arr | None) -> Arr:
     return grad
 
 
-def _check_saved_versions(node: Tensor, recipe: Recipe) -> None:
+def check_saved_versions(node: Tensor, recipe: Recipe) -> None:
     """Raise ``InplaceError`` if an array this recipe's backward reads changed since forward."""
     for key, counter, version in recipe.saved_versions:
         if counter.value != version:

@@ -18,7 +18,7 @@ the recipe recorded them (arrays, numbers, shapes, indices).
 from collections.abc import Callable
 from functools import partial
 
-from npgrad.registry import BackFunc
+from npgrad.registry import BackFunc, display_name
 from npgrad.tensor import Tensor
 
 # (grad_out, out, *forward_args, **forward_kwargs) -> gradient, as a recorded Tensor
@@ -59,9 +59,7 @@ class GraphBackFuncLookup:
             twin = self._twins.get(back_fn)
             if twin is not None:
                 return twin
-        name = getattr(back_fn, "__name__", None) or getattr(
-            getattr(back_fn, "func", None), "__name__", repr(back_fn)
-        )
+        name = display_name(back_fn.func if isinstance(back_fn, partial) else back_fn)
         raise MissingGraphBackwardError(
             f"{name} has no twin written with Tensor operations, so a gradient through it "
             "cannot be recorded (create_graph=True); register one with "
