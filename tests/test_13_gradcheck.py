@@ -23,6 +23,7 @@ from npgrad import (
     gradgradcheck,
     scatter_add,
 )
+from npgrad.higher_order.elementwise import cast
 from shared.testing.gradcheck_cases import (
     Case,
     in_package,
@@ -50,6 +51,7 @@ CASES = [
         lambda v: scatter_add(v * v, (REPEATED,), (3, 2)),
         lambda r: [normal(r, 4, 2)],
     ),
+    Case("cast", lambda x: cast(x * x, np.dtype(np.float64)), lambda r: [normal(r, 3, 2)]),
 ]
 
 # Small inputs: gradgradcheck's cost grows with the square of their size.

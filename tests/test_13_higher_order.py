@@ -135,6 +135,41 @@ def test_backward_with_create_graph_twice_adds_recorded_gradients() -> None:
     assert_array_equal(g2.array, [2.0 + 12.0])
 
 
+def test_recorded_gradients_take_their_inputs_dtype_like_backward() -> None:
+    # float32 weights meeting a float64 constant: backward() stores float32, so must the others
+    scale = Tensor(np.array([0.5, 1.5, 2.5]))
+
+    def weights() -> Tensor:
+        return Tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32), requires_grad=True)
+
+    def loss(w: Tensor) -> Tensor:
+        return (w * w * scale).sum()
+
+    w = weights()
+    loss(w).backward()
+    plain = grad_of(w)
+    assert plain.dtype == np.float32
+    w = weights()
+    loss(w).backward(create_graph=True)
+    assert w.grad is not None
+    assert w.grad.array.dtype == np.float32
+    assert_allclose(w.grad.array, plain)
+    (second,) = npgrad.grad(w.grad.sum(), [w])  # through the recorded cast
+    assert second.array.dtype == np.float32
+    assert_allclose(second.array, 2 * scale.array, rtol=1e-6)
+    for create_graph in (False, True):
+        (first,) = npgrad.grad(loss(w), [w], create_graph=create_graph)
+        assert first.array.dtype == np.float32
+        assert_allclose(first.array, plain)
+
+
+def test_backward_with_create_graph_into_a_grad_of_the_wrong_shape_raises() -> None:
+    w = leaf([[1.0, 2.0], [3.0, 4.0]])
+    w.grad = Tensor(np.zeros((1, 2)))  # would broadcast silently against (2, 2)
+    with pytest.raises(RuntimeError, match=r"shape \(2, 2\) has shape \(1, 2\)"):
+        (w * w).sum().backward(create_graph=True)
+
+
 def test_without_create_graph_nothing_is_recorded() -> None:
     x = leaf([1.0, 2.0])
     (x * x).sum().backward()

@@ -10,6 +10,7 @@ exists, so nothing is lost.
 import numpy as np
 
 from npgrad.arrays import Arr
+from npgrad.forward import wrap_forward_fn
 from npgrad.higher_order.broadcasting import shape_of, unbroadcast_to
 from npgrad.higher_order.registry import GRAPH_BACK_FUNCS
 from npgrad.ops import (
@@ -34,9 +35,39 @@ from npgrad.ops import (
     where_back1,
     where_back2,
 )
+from npgrad.registry import BACK_FUNCS
 from npgrad.tensor import Tensor
 
 Operand = Tensor | Arr | float
+
+
+def _cast(x: Arr, dtype: np.dtype[np.floating]) -> Arr:
+    return x.astype(dtype)
+
+
+def cast_back(grad_out: Arr, out: Arr, x: Arr, dtype: np.dtype[np.floating]) -> Arr:
+    """Gradient with respect to ``x`` of ``cast(x, dtype)``: ``grad_out`` in ``x``'s dtype."""
+    return grad_out.astype(x.dtype)
+
+
+_cast_forward = wrap_forward_fn(_cast)
+BACK_FUNCS.add_back_func(_cast, 0, cast_back, reads=())
+
+
+def cast(x: Tensor, dtype: np.dtype[np.floating]) -> Tensor:
+    """``x`` converted to ``dtype``, recorded: how a recorded gradient takes its input's dtype.
+
+    A float32 leaf that met float64 values gets a float32 gradient from
+    ``backward`` (``_accumulate_into_leaf``); the recorded path gives the same
+    through this operation, whose gradient converts back.
+    """
+    return _cast_forward(x, dtype)
+
+
+def cast_back_graph(
+    grad_out: Tensor, out: Tensor, x: Tensor, dtype: np.dtype[np.floating]
+) -> Tensor:
+    return cast(grad_out, x.array.dtype)
 
 
 def _values(value: Operand) -> Arr | float:
@@ -147,6 +178,7 @@ def overwrite_back_graph(grad_out: Tensor, out: Tensor, x: Tensor, values: Opera
     return Tensor(np.zeros(shape_of(x), dtype=grad_out.array.dtype))
 
 
+GRAPH_BACK_FUNCS.add_twin(cast_back, cast_back_graph)
 GRAPH_BACK_FUNCS.add_twin(log_back, log_back_graph)
 GRAPH_BACK_FUNCS.add_twin(multiply_back0, multiply_back0_graph)
 GRAPH_BACK_FUNCS.add_twin(multiply_back1, multiply_back1_graph)

@@ -19,10 +19,11 @@ import numpy as np
 
 from npgrad import history
 from npgrad.arrays import Arr
-from npgrad.autograd import InplaceError, as_recorded, topological_sort
+from npgrad.autograd import as_recorded, check_saved_versions, topological_sort
 from npgrad.grad_mode import set_grad_enabled
+from npgrad.higher_order.elementwise import cast
 from npgrad.higher_order.registry import GRAPH_BACK_FUNCS
-from npgrad.registry import BACK_FUNCS, describe_arg
+from npgrad.registry import BACK_FUNCS, describe_arg, display_name
 from npgrad.tensor import Recipe, Tensor
 
 Gradient = Tensor | Arr  # a Tensor on the recorded path, an array on the plain one
@@ -40,8 +41,17 @@ def backward_with_graph(end_node: Tensor, end_grad: Tensor | Arr | None = None) 
     with set_grad_enabled(True):
         reached = _run([end_node], [start], None, create_graph=True)
         for leaf, gradient in reached.items():
-            assert isinstance(gradient, Tensor)
-            leaf.grad = gradient if leaf.grad is None else leaf.grad + gradient
+            gradient = _like_input(leaf, gradient)
+            if leaf.grad is None:
+                leaf.grad = gradient
+            elif leaf.grad.shape != leaf.shape:
+                raise RuntimeError(
+                    f"the .grad of a leaf of shape {leaf.shape} has shape {leaf.grad.shape}, so "
+                    "the new gradient cannot be added to it: set .grad = None, or to a tensor "
+                    "of the leaf's shape"
+                )
+            else:
+                leaf.grad = leaf.grad + gradient
 
 
 def grad(
@@ -104,8 +114,22 @@ def grad(
                     f"{tensor.shape}); pass allow_unused=True to get zeros for it"
                 )
             gradient = np.zeros_like(tensor.array)
-        results.append(gradient if isinstance(gradient, Tensor) else Tensor(np.array(gradient)))
+        results.append(_like_input(tensor, gradient))
     return tuple(results)
+
+
+def _like_input(tensor: Tensor, gradient: Gradient) -> Tensor:
+    """``gradient`` as a Tensor in ``tensor``'s floating point dtype, as ``backward`` stores it.
+
+    A recorded gradient is converted by a recorded ``cast``; an array is copied
+    (it may be the caller's array, a view or another input's gradient).
+    """
+    dtype = tensor.array.dtype
+    if isinstance(gradient, Tensor):
+        if dtype.kind != "f" or gradient.array.dtype == dtype:
+            return gradient
+        return cast(gradient, dtype)
+    return Tensor(gradient.astype(dtype if dtype.kind == "f" else gradient.dtype))
 
 
 def _start_grad(
@@ -203,7 +227,7 @@ def _run(
                 assert not isinstance(grad_out, Tensor)
                 grad_in = back_fn(grad_out, node.array, *recipe.args, **recipe.kwargs)
             if grad_in.shape != parent.array.shape:
-                name = getattr(recipe.func, "__name__", repr(recipe.func))
+                name = display_name(recipe.func)
                 raise RuntimeError(
                     f"the backward function for {describe_arg(key)} of {name} returned a "
                     f"gradient of shape {grad_in.shape} for an input of shape "
@@ -237,21 +261,3 @@ def _call_twin(back_fn: object, grad_out: Tensor, node: Tensor, recipe: Recipe) 
     if not isinstance(result, Tensor):
         raise TypeError(f"the twin of {back_fn!r} returned {type(result).__name__}, not a Tensor")
     return result
-
-
-def check_saved_versions(node: Tensor, recipe: Recipe) -> None:
-    """Raise ``InplaceError`` if an array this recipe's backward reads changed since forward."""
-    for key, counter, version in recipe.saved_versions:
-        if counter.value != version:
-            raise _inplace_error(describe_arg(key), recipe, counter.value, version)
-    if recipe.out_version is not None and node._version != recipe.out_version:
-        raise _inplace_error("the output", recipe, node._version, recipe.out_version)
-
-
-def _inplace_error(what: str, recipe: Recipe, version: int, expected: int) -> InplaceError:
-    name = getattr(recipe.func, "__name__", repr(recipe.func))
-    return InplaceError(
-        f"{what} of {name}, saved for backward, was modified by an in-place operation: "
-        f"it is at version {version}, expected version {expected}; make the in-place "
-        "change after backward(), or apply it to a copy"
-    )

@@ -16,7 +16,8 @@ def cross_entropy_back_graph(
     For a reduced loss ``grad_out`` is 0-d: every row gets it (divided by the
     batch size for "mean").
     Each row's maximum is subtracted as a constant (the softmax does not
-    depend on it), so ``exp`` cannot overflow and the shift adds no node.
+    depend on it), so ``exp`` cannot overflow and no gradient flows through
+    the maximum.
     """
     label_array = labels.array if isinstance(labels, Tensor) else np.asarray(labels)
     shifted = logits - Tensor(logits.array.max(axis=1, keepdims=True))
