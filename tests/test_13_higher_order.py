@@ -23,6 +23,7 @@ from npgrad import (
     hvp,
     jvp,
 )
+from npgrad.higher_order.broadcasting import unbroadcast_to
 from shared.testing.parity import require_torch, to_numpy
 from shared.testing.tensors import grad_of, leaf
 
@@ -168,6 +169,16 @@ def test_backward_with_create_graph_into_a_grad_of_the_wrong_shape_raises() -> N
     w.grad = Tensor(np.zeros((1, 2)))  # would broadcast silently against (2, 2)
     with pytest.raises(RuntimeError, match=r"shape \(2, 2\) has shape \(1, 2\)"):
         (w * w).sum().backward(create_graph=True)
+
+
+@pytest.mark.parametrize(("grad_shape", "shape"), [((4, 1, 3), (2, 1, 1)), ((3,), (2, 3))])
+def test_unbroadcast_to_a_shape_that_does_not_broadcast_raises_like_unbroadcast(
+    grad_shape: tuple[int, ...], shape: tuple[int, ...]
+) -> None:
+    with pytest.raises(ValueError, match=r"cannot unbroadcast"):
+        unbroadcast_to(Tensor(np.ones(grad_shape)), shape)
+    with pytest.raises(ValueError, match=r"cannot unbroadcast"):
+        npgrad.unbroadcast(np.ones(grad_shape), np.ones(shape))
 
 
 def test_without_create_graph_nothing_is_recorded() -> None:

@@ -142,8 +142,7 @@ def gradgradcheck(
     checked = [tensor for tensor in inputs if tensor.requires_grad]
     if not checked:
         raise ValueError("gradgradcheck needs at least one input with requires_grad=True")
-    with set_grad_enabled(True):
-        out_shape = fn(*inputs).shape
+    out_shape = _output_shape(fn, inputs)
     if grad_outputs is None:
         vector = np.random.default_rng(0).normal(size=out_shape)
     else:

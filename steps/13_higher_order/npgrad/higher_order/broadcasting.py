@@ -3,7 +3,7 @@
 import numpy as np
 
 from npgrad.arrays import Arr
-from npgrad.ops import reshape, sum
+from npgrad.ops import sum
 from npgrad.tensor import Tensor
 
 
@@ -22,9 +22,15 @@ def unbroadcast_to(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
 
     First the dimensions broadcasting prepended, then (kept as size 1) each one
     where ``shape`` has size 1 and ``grad`` does not. Nothing is recorded when
-    the shapes already agree.
+    the shapes already agree. A ``shape`` that does not broadcast to
+    ``grad.shape`` raises ``ValueError``, as ``unbroadcast`` does.
     """
     n_prepended = grad.ndim - len(shape)
+    if n_prepended < 0:
+        raise ValueError(
+            f"cannot unbroadcast shape {grad.shape} to {shape}: "
+            "the gradient has fewer dimensions than the input it belongs to"
+        )
     if n_prepended > 0:
         grad = sum(grad, tuple(range(n_prepended)))
     stretched = tuple(
@@ -34,6 +40,9 @@ def unbroadcast_to(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
     )
     if stretched:
         grad = sum(grad, stretched, keepdim=True)
-    if grad.shape != shape:  # a 0-d input and a (1,)-shaped sum, for example
-        grad = reshape(grad, shape)
+    if grad.shape != shape:
+        raise ValueError(
+            f"cannot unbroadcast to shape {shape}: "
+            f"shape {shape} does not broadcast to the gradient's shape"
+        )
     return grad

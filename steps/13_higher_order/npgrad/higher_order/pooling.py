@@ -13,15 +13,13 @@ from npgrad.arrays import Arr
 from npgrad.higher_order.registry import GRAPH_BACK_FUNCS
 from npgrad.higher_order.windows import Pair, add_windows
 from npgrad.ops import avg_pool2d_back, expand, max_pool2d_back, reshape
+from npgrad.ops.windows import window_view
 from npgrad.tensor import Tensor
 
 
 def first_maximum_pattern(x: Arr, kernel_size: Pair, stride: Pair, padding: Pair) -> Arr:
     """1 at the first maximum of each window (row by row), 0 elsewhere: (N, C, OH, OW, kh, kw)."""
-    (ph, pw), (sh, sw) = padding, stride
-    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
-    every = np.lib.stride_tricks.sliding_window_view(padded, kernel_size, axis=(2, 3))
-    windows = every[:, :, ::sh, ::sw]
+    windows = window_view(x, kernel_size, stride, padding, pad_value=-np.inf)
     n, c, oh, ow, kh, kw = windows.shape
     flat = windows.reshape(n, c, oh, ow, kh * kw)
     pattern = np.zeros(flat.shape, dtype=x.dtype)

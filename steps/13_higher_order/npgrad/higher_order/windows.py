@@ -19,16 +19,15 @@ Pair = tuple[int, int]
 
 
 def window_index(
-    image_shape: tuple[int, ...], kernel_size: Pair, stride: Pair, padding: Pair
+    image_shape: tuple[int, ...], kernel_size: Pair, stride: Pair
 ) -> tuple[slice, slice, Arr, Arr]:
-    """The index that takes every window out of the padded image, shape (N, C, OH, OW, kh, kw).
+    """The index that takes every window out of an (already padded) image: (N, C, OH, OW, kh, kw).
 
-    Window ``(h, w)``, element ``(i, j)`` is pixel ``(h * sh + i, w * sw + j)`` of
-    the padded image.
+    Window ``(h, w)``, element ``(i, j)`` is pixel ``(h * sh + i, w * sw + j)``.
     """
-    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    oh = (image_shape[2] + 2 * ph - kh) // sh + 1
-    ow = (image_shape[3] + 2 * pw - kw) // sw + 1
+    (kh, kw), (sh, sw) = kernel_size, stride
+    oh = (image_shape[2] - kh) // sh + 1
+    ow = (image_shape[3] - kw) // sw + 1
     rows = (np.arange(oh) * sh)[:, None] + np.arange(kh)[None, :]  # (OH, kh)
     cols = (np.arange(ow) * sw)[:, None] + np.arange(kw)[None, :]  # (OW, kw)
     return slice(None), slice(None), rows[:, None, :, None], cols[None, :, None, :]
@@ -49,7 +48,7 @@ def windows(x: Tensor, kernel_size: Pair, stride: Pair, padding: Pair) -> Tensor
     """Every window of ``x`` zero-padded by ``padding``, gathered: (N, C, OH, OW, kh, kw)."""
     if padding != (0, 0):
         x = scatter_add(x, _inside(x.shape, padding), _padded_shape(x.shape, padding))
-    return getitem(x, window_index(x.shape, kernel_size, (stride[0], stride[1]), (0, 0)))
+    return getitem(x, window_index(x.shape, kernel_size, stride))
 
 
 def add_windows(
@@ -58,6 +57,6 @@ def add_windows(
     """Each window's gradient added back to the pixels it came from; the padding's dropped."""
     kernel_size = (grad_windows.shape[-2], grad_windows.shape[-1])
     padded_shape = _padded_shape(image_shape, padding)
-    index = window_index(padded_shape, kernel_size, stride, (0, 0))
+    index = window_index(padded_shape, kernel_size, stride)
     grad = scatter_add(grad_windows, index, padded_shape)
     return grad if padding == (0, 0) else getitem(grad, _inside(image_shape, padding))
