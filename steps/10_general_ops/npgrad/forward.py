@@ -36,33 +36,47 @@ def wrap_forward_fn(
     def tensor_func(*args: object, **kwargs: object) -> Tensor:
         if kwargs and any(isinstance(value, Tensor) for value in kwargs.values()):
             args, kwargs = _bind_keywords(numpy_func, args, kwargs)
-        # Plain loops, no comprehension per step: this wrapper runs for every operation.
+        tracking = is_differentiable and is_grad_enabled()
+        # One pass over the arguments: bring views up to date, unbox the Tensors, and
+        # note those that need a gradient (this wrapper runs for every operation, so
+        # it is kept lean).
+        values: list[object] = []
         tensors: dict[ArgKey, Tensor] = {}
+        parents: dict[ArgKey, Tensor] = {}
         for position, arg in enumerate(args):
             if isinstance(arg, Tensor):
+                if tracking and arg._view is not None:
+                    history.refresh_view(arg)
+                values.append(arg.array)
                 tensors[position] = arg
-        for name, value in kwargs.items():
-            if isinstance(value, Tensor):
-                tensors[name] = value
-        parents: dict[ArgKey, Tensor] = {}
-        if is_differentiable and is_grad_enabled():
-            for key, tensor in tensors.items():
-                if tensor._view is not None:
-                    history.refresh_view(tensor)
-                if tensor.requires_grad or tensor.recipe is not None:  # history.needs_grad
-                    parents[key] = tensor
-        for name in kwargs:
-            if name in parents and not BACK_FUNCS.has_back_func(numpy_func, name):
-                raise TypeError(
-                    _keyword_error(numpy_func, name, "no backward function is registered for it")
-                    + ", or register one with BACK_FUNCS.add_back_func("
-                    f"{display_name(numpy_func)}, {name!r}, <backward function>)"
-                )
-        arg_values = tuple([arg.array if isinstance(arg, Tensor) else arg for arg in args])
-        kwarg_values = {name: _unbox(value) for name, value in kwargs.items()} if kwargs else kwargs
+                if arg.requires_grad or arg.recipe is not None:
+                    parents[position] = arg
+            else:
+                values.append(arg)
+        arg_values = tuple(values)
+        kwarg_values = kwargs
+        if kwargs:  # the Tensors _bind_keywords could not move to a position
+            kwarg_values = {}
+            for name, value in kwargs.items():
+                if isinstance(value, Tensor):
+                    if tracking and value._view is not None:
+                        history.refresh_view(value)
+                    tensors[name] = value
+                    if value.requires_grad or value.recipe is not None:
+                        if tracking and not BACK_FUNCS.has_back_func(numpy_func, name):
+                            raise TypeError(
+                                _keyword_error(
+                                    numpy_func, name, "no backward function is registered for it"
+                                )
+                                + ", or register one with BACK_FUNCS.add_back_func("
+                                f"{display_name(numpy_func)}, {name!r}, <backward function>)"
+                            )
+                        parents[name] = value
+                    value = value.array
+                kwarg_values[name] = value
         out = Tensor(numpy_func(*arg_values, **kwarg_values))
         history.note_view(out, numpy_func, args, arg_values, kwarg_values)
-        if parents:
+        if tracking and parents:
             out.requires_grad = True
             out.recipe = history.make_recipe(
                 numpy_func, arg_values, kwarg_values, parents, tensors, out
@@ -70,10 +84,6 @@ def wrap_forward_fn(
         return out
 
     return tensor_func
-
-
-def _unbox(value: object) -> object:
-    return value.array if isinstance(value, Tensor) else value
 
 
 def _keyword_error(func: Callable[..., Arr], keyword: str, reason: str) -> str:
