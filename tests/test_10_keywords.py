@@ -20,6 +20,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import npgrad
+import npgrad.autograd
 from npgrad import (
     BACK_FUNCS,
     Arr,
@@ -304,6 +305,19 @@ def test_a_keyword_backward_of_the_wrong_shape_is_named_in_the_error() -> None:
         RuntimeError, match=r"backward function for keyword argument 'shift' of shifted returned"
     ):
         out.backward(end_grad=np.ones((2, 3)))
+
+
+def test_a_keyword_argument_of_the_forward_is_never_kept_as_a_leaf_gradient() -> None:
+    # backprop keeps a leaf's gradient without a copy only when nobody else holds it
+    x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    out = wrap_forward_fn(no_signature)(x, weight=w)  # no signature: weight stays a keyword
+    assert out.recipe is not None
+    kept = out.recipe.kwargs["weight"]
+    assert isinstance(kept, np.ndarray)
+    grad_out = np.ones(2)
+    assert not npgrad.autograd._is_fresh(kept, grad_out, out)
+    assert not npgrad.autograd._is_fresh(out.array, grad_out, out)
+    assert npgrad.autograd._is_fresh(grad_out * 2.0, grad_out, out)
 
 
 # --- with step 09's version counters --------------------------------------------------

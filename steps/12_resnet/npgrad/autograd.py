@@ -135,7 +135,7 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
             previous = grads.get(parent)
             if previous is None:
                 grads[parent] = grad_in
-                if parent.recipe is None and _is_fresh(grad_in, grad_out, args):
+                if parent.recipe is None and _is_fresh(grad_in, grad_out, node):
                     owned.add(parent)  # only leaves: only their gradients are kept
             else:
                 # Not +=: the stored array may be shared with another node or read-only.
@@ -144,16 +144,18 @@ def backprop(end_node: Tensor, end_grad: Tensor | Arr | None = None) -> None:
                     owned.add(parent)
 
 
-def _is_fresh(grad_in: Arr, grad_out: Arr, args: tuple[object, ...]) -> bool:
-    """True when ``grad_in`` is an array a backward function has just computed.
+def _is_fresh(grad_in: Arr, grad_out: Arr, node: Tensor) -> bool:
+    """True when ``grad_in`` is an array the backward of ``node``'s recipe has just computed.
 
-    Not ``grad_out`` passed on (addition's gradient), not a view of another
-    array (a reshape, a transpose, a read-only broadcast) and not one of the
-    forward's arguments: then no other node, leaf or caller holds it.
+    Not ``grad_out`` passed on (addition's gradient), not ``node``'s own array,
+    not a view of another array (a reshape, a transpose, a read-only broadcast)
+    and not one of the forward's arguments: then no other node, leaf or caller
+    holds it.
     """
-    if grad_in.base is not None or grad_in is grad_out:
+    if grad_in.base is not None or grad_in is grad_out or grad_in is node.array:
         return False
-    return all(grad_in is not arg for arg in args)
+    assert node.recipe is not None
+    return all(grad_in is not arg for arg in (*node.recipe.args, *node.recipe.kwargs.values()))
 
 
 def _accumulate_into_leaf(leaf: Tensor, grad: Arr, copy: bool = True) -> None:
