@@ -27,25 +27,18 @@ def add_(x: Tensor, other: Tensor | float, alpha: float = 1.0) -> Tensor:
 def check_writable(x: Tensor, value: Arr | float, alpha: float, name: str) -> None:
     """Raise unless ``x.array`` can take ``x + alpha * value`` in place (``name`` is the caller)."""
     array = x.array
-    if (
-        isinstance(value, np.ndarray)
-        and value.dtype == array.dtype
-        and array.dtype.kind == "f"
-        and array.flags.writeable
-    ):
-        return  # an optimiser's update, the usual case: floats into floats always fit
-    if not x.array.flags.writeable:
+    if not array.flags.writeable:
         raise ValueError(
             f"{name}() cannot write into this tensor: its array is read-only, as the result "
             "of expand() is (one stored value stands for many elements); use the "
             "out-of-place form (x = x + other), or change a copy (Tensor(x.array.copy()))"
         )
-    result = (
-        np.result_type(x.array, value) if alpha == 1.0 else np.result_type(x.array, value, alpha)
-    )
-    if not np.can_cast(result, x.array.dtype, casting="same_kind"):
+    if isinstance(value, np.ndarray) and value.dtype == array.dtype and array.dtype.kind == "f":
+        return  # an optimiser's update, the usual case: floats into floats always fit
+    result = np.result_type(array, value) if alpha == 1.0 else np.result_type(array, value, alpha)
+    if not np.can_cast(result, array.dtype, casting="same_kind"):
         raise TypeError(
-            f"{name}() cannot store {result} results in a tensor of dtype {x.array.dtype}: "
+            f"{name}() cannot store {result} results in a tensor of dtype {array.dtype}: "
             "an in-place operation keeps the tensor's dtype; use the out-of-place form "
             f"(x = x + other, which gives {result}), or create x as floating point"
         )
