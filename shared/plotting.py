@@ -167,14 +167,12 @@ def plot_curves(
     path: Path | str,
     *,
     title: str,
-    xlabel: str = "iteration",
     ylabel: str = "loss",
-    log_scale: bool = True,
 ) -> Path:
     """Write one PNG with a line per named curve (values per iteration); return its path.
 
-    With ``log_scale`` the y axis is logarithmic, for values that fall by orders of
-    magnitude (a loss minus its optimum); values that are not positive are then left out.
+    The y axis is logarithmic, for values that fall by orders of magnitude (a loss
+    minus its optimum); values that are not positive are left out.
     """
     if not curves or not all(len(values) for values in curves.values()):
         raise ValueError("plot_curves needs at least one curve, each with at least one value")
@@ -185,12 +183,11 @@ def plot_curves(
     for label, values in curves.items():
         ys = np.asarray(values, dtype=np.float64)
         xs = np.arange(len(ys))
-        keep = ys > 0 if log_scale else np.ones(len(ys), dtype=bool)
+        keep = ys > 0
         axes.plot(xs[keep], ys[keep], "o-" if len(ys) <= 30 else "-", label=label)
-    if log_scale:
-        axes.set_yscale("log")
+    axes.set_yscale("log")
     axes.set_title(title)
-    axes.set_xlabel(xlabel)
+    axes.set_xlabel("iteration")
     axes.set_ylabel(ylabel)
     axes.legend()
     axes.grid(alpha=0.3)

@@ -10,6 +10,7 @@ whichever step is on the path.
 import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,15 +30,20 @@ class Case:
     inputs: "Callable[[np.random.Generator], list[Tensor]]"
 
 
-def load_cases(step: int) -> list[Case]:
-    """The ``CASES`` of ``tests/test_{step:02d}_gradcheck.py``, loaded from its file."""
-    path = REPO_ROOT / "tests" / f"test_{step:02d}_gradcheck.py"
-    spec = importlib.util.spec_from_file_location(f"_step_{step:02d}_gradcheck_cases", path)
+def load_test_module(filename: str) -> ModuleType:
+    """The test file ``tests/<filename>`` loaded as a module (tests are not a package)."""
+    path = REPO_ROOT / "tests" / filename
+    spec = importlib.util.spec_from_file_location(f"_cases_of_{path.stem}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    cases: list[Case] = module.CASES
+    return module
+
+
+def load_cases(step: int) -> list[Case]:
+    """The ``CASES`` of ``tests/test_{step:02d}_gradcheck.py``, loaded from its file."""
+    cases: list[Case] = load_test_module(f"test_{step:02d}_gradcheck.py").CASES
     return cases
 
 

@@ -10,11 +10,11 @@ value) of its first gradients and of its Hessian-vector products.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from collections.abc import Sequence
 
-from shared.steps import REPO_ROOT, step_dir
+from shared.bench.packages import load_folder
+from shared.steps import step_dir
+from shared.testing.gradcheck_cases import load_test_module
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,15 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--step", type=int, default=13, help="the step to measure (13 or later)")
     parser.add_argument("--seeds", type=int, default=5, help="random inputs per operation")
     args = parser.parse_args(argv)
-    if "npgrad" in sys.modules:
-        parser.error("npgrad is already imported in this interpreter; run the report on its own")
-    sys.path.insert(0, str(step_dir(args.step)))
-    path = REPO_ROOT / "tests" / "test_13_hvp.py"
-    spec = importlib.util.spec_from_file_location("_hvp_cases", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        load_folder(step_dir(args.step))
+    except ImportError as error:
+        parser.error(f"{error}; run the report in a fresh interpreter")
+    module = load_test_module("test_13_hvp.py")
     print(f"{'operation':<22}{'first gradient':>16}{'HVP':>12}   ({args.seeds} seeds, float64)")
     for case in module.CASES:
         errors = [module.hvp_errors(case, seed) for seed in range(args.seeds)]

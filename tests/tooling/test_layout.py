@@ -13,29 +13,34 @@ from pathlib import Path
 import pytest
 
 from shared.steps import shown, step_dirs
-from shared.tools.source import IGNORED_NAMES
+from shared.tools.source import step_files
 
 pytestmark = pytest.mark.tooling
 
 MAX_LINES = 450
-LOCAL_MODULES = ("npgrad", "train", "checkpoint", "reporting", "newton")
 
 
 def _step_modules() -> list[Path]:
-    found: list[Path] = []
-    for folder in step_dirs().values():
-        for path in sorted(folder.rglob("*.py")):
-            if not any(part in IGNORED_NAMES for part in path.parts):
-                found.append(path)
-    return found
+    return [
+        folder / relative
+        for folder in step_dirs().values()
+        for relative in step_files(folder)
+        if relative.endswith(".py")
+    ]
 
 
-def _private_imports(source: str) -> list[str]:
+def _local_modules(path: Path) -> set[str]:
+    """The top-level names the step of ``path`` defines: its package and the scripts beside it."""
+    folder = next(parent for parent in path.parents if parent.parent.name == "steps")
+    return {"npgrad"} | {script.stem for script in folder.glob("*.py")}
+
+
+def _private_imports(source: str, local_modules: set[str]) -> list[str]:
     """``module: name`` for each private name a ``from ... import`` of the step's own code takes."""
     found: list[str] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.module is not None:
-            if node.module.split(".")[0] not in LOCAL_MODULES:
+            if node.module.split(".")[0] not in local_modules:
                 continue
             for alias in node.names:
                 if alias.name.startswith("_") and not alias.name.startswith("__"):
@@ -59,7 +64,7 @@ def test_no_private_name_is_imported_across_modules() -> None:
     crossing = [
         f"{shown(path)} imports {name}"
         for path in _step_modules()
-        for name in _private_imports(path.read_text(encoding="utf-8"))
+        for name in _private_imports(path.read_text(encoding="utf-8"), _local_modules(path))
     ]
     assert not crossing, (
         "private names imported from another module (make the helper public in a module "
@@ -77,4 +82,10 @@ def test_no_private_name_is_imported_across_modules() -> None:
     ],
 )
 def test_private_imports_are_found(source: str, expected: list[str]) -> None:
-    assert _private_imports(source) == expected
+    assert _private_imports(source, {"npgrad", "train"}) == expected
+
+
+def test_the_local_modules_are_the_package_and_the_scripts_beside_it() -> None:
+    folder = step_dirs()[13]
+    assert _local_modules(folder / "npgrad" / "ops" / "conv.py") >= {"npgrad", "train", "newton"}
+    assert "numpy" not in _local_modules(folder / "train.py")
