@@ -5,11 +5,8 @@ as IDX files into ``tmp_path``, with every fetching source switched off; only th
 ``real MNIST`` test reads real MNIST, from the cache, and skips without it.
 """
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
@@ -18,50 +15,15 @@ from numpy.testing import assert_array_equal
 
 from npgrad import MLP, SGD, BatchNorm2d, Conv2d, Flatten, Linear, ResNet, Sequential, Tensor
 from shared import data
-from shared.steps import step_dir
 from shared.testing.datasets import install_synthetic_mnist, real_mnist_folder, synthetic_images
+from shared.testing.scripts import load_step_script
 
 pytestmark = pytest.mark.step(12)
 
 
-def load_train() -> ModuleType:
-    """The training command with ``--model``: the step's ``train.py``.
-
-    ``import train`` finds it when the step folder is on ``sys.path``. A learner's
-    workspace (``--impl DIR``) holds the package only; there step 08's tests have
-    already imported step 08's ``train.py`` as ``train``, so step 12's is loaded from
-    its file under a name of its own, on top of the workspace's ``npgrad``. The modules
-    beside it (``checkpoint.py``, ``reporting.py``) are step 12's too: its folder comes
-    first on ``sys.path`` while the file runs, and step 08's modules are put back after.
-    """
-    try:
-        import train
-    except ModuleNotFoundError:
-        pass
-    else:
-        if "resnet" in getattr(train, "MODEL_DEFAULTS", {}):
-            return train
-    name = "train_step_12"
-    spec = importlib.util.spec_from_file_location(name, step_dir(12) / "train.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file runs
-    folder = step_dir(12)
-    siblings = [path.stem for path in folder.glob("*.py") if path.stem != "train"]
-    saved = {sibling: sys.modules.pop(sibling) for sibling in siblings if sibling in sys.modules}
-    sys.path.insert(0, str(folder))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(folder))
-        for sibling in siblings:
-            sys.modules.pop(sibling, None)
-        sys.modules.update(saved)
-    return module
-
-
-train = load_train()
+train = load_step_script(
+    12, "train", lambda module: "resnet" in getattr(module, "MODEL_DEFAULTS", {})
+)
 
 REAL_MNIST_DIR = data.cache_root() / "mnist"  # captured before any test moves the cache
 N_TRAIN, N_TEST = 320, 100
