@@ -304,9 +304,25 @@ def einsum_back(position: int, grad_out: Arr, out: Arr, subscripts: str, *operan
     Registered as the variadic backward of einsum: ``position`` is the
     argument's place in ``einsum(subscripts, *operands)``, so operand
     ``position - 1``. An einsum is linear in each operand, so its gradient is
-    another einsum: ``grad_out`` (with the output's letters) times every other
-    operand, summed over every letter the operand does not have. Three
-    letters need help to appear in that einsum's output:
+    another einsum, of ``grad_out`` with every other operand and a few helper
+    arrays (``einsum_back_spec``).
+    Shapes: ``grad_out`` has ``out``'s shape, the result has the operand's shape.
+    """
+    shapes = [operand.shape for operand in operands]
+    spec, helpers = einsum_back_spec(position, subscripts, shapes, grad_out.dtype)
+    others = [other for k, other in enumerate(operands) if k != position - 1]
+    return np.asarray(np.einsum(spec, grad_out, *others, *helpers, optimize=True))
+
+
+def einsum_back_spec(
+    position: int, subscripts: str, shapes: list[tuple[int, ...]], dtype: np.dtype[np.generic]
+) -> tuple[str, list[Arr]]:
+    """The einsum that gives the gradient for the argument at ``position``, and its helpers.
+
+    The gradient is ``einsum(spec, grad_out, *other_operands, *helpers)``:
+    ``grad_out`` (with the output's letters) times every other operand, summed
+    over every letter the operand does not have. Three letters need help to
+    appear in that einsum's output:
     - a letter repeated in the operand (``'ii->i'``, a diagonal): the gradient
       lives on the diagonal, so each repeat gets a fresh letter tied to the
       first by an identity matrix;
@@ -314,24 +330,23 @@ def einsum_back(position: int, grad_out: Arr, out: Arr, subscripts: str, *operan
       at full size: each summed element receives the same gradient, a vector
       of ones carries it;
     - a dimension of size 1 that broadcasting stretched: summed, kept as size 1.
-    Shapes: ``grad_out`` has ``out``'s shape, the result has the operand's shape.
+    Only the operands' shapes are needed, so step 13's recorded gradient builds
+    the same einsum from Tensors.
     """
-    shapes = [operand.shape for operand in operands]
     terms, output = einsum_labels(subscripts, shapes)
     index = position - 1
-    operand, term = operands[index], terms[index]
+    shape, term = shapes[index], terms[index]
     sizes: dict[str, int] = {}
-    for other_term, shape in zip(terms, shapes, strict=True):
-        for letter, size in zip(other_term, shape, strict=True):
+    for other_term, other_shape in zip(terms, shapes, strict=True):
+        for letter, size in zip(other_term, other_shape, strict=True):
             sizes[letter] = size if sizes.get(letter, 1) == 1 else sizes[letter]  # 1 broadcasts
     free = iter(letter for letter in EINSUM_LETTERS if letter not in subscripts + "".join(terms))
-    dtype = grad_out.dtype
     result: list[str] = []  # the gradient's letters, one per dimension of the operand
     helper_terms: list[str] = []
     helpers: list[Arr] = []
     kept: list[str] = []  # letters of the operand carried to its gradient as they are
     for axis, letter in enumerate(term):
-        if operand.shape[axis] != sizes[letter]:  # size 1, broadcast: sum over the letter
+        if shape[axis] != sizes[letter]:  # size 1, broadcast: sum over the letter
             fresh = _next_letter(free, subscripts)
             helper_terms.append(fresh)
             helpers.append(np.ones(1, dtype=dtype))
@@ -345,18 +360,18 @@ def einsum_back(position: int, grad_out: Arr, out: Arr, subscripts: str, *operan
             kept.append(letter)
             result.append(letter)
     other_terms = [other for k, other in enumerate(terms) if k != index]
-    others = [other for k, other in enumerate(operands) if k != index]
+    other_shapes = [other for k, other in enumerate(shapes) if k != index]
     full = set(output).union(*helper_terms)  # letters some input has at their full size
-    for other_term, other in zip(other_terms, others, strict=True):
+    for other_term, other_shape in zip(other_terms, other_shapes, strict=True):
         full.update(
-            letter for letter, n in zip(other_term, other.shape, strict=True) if n == sizes[letter]
+            letter for letter, n in zip(other_term, other_shape, strict=True) if n == sizes[letter]
         )
     for letter in kept:
         if letter not in full:  # summed away by this operand alone: ones spread it back
             helper_terms.append(letter)
             helpers.append(np.ones(sizes[letter], dtype=dtype))
     spec = ",".join([output, *other_terms, *helper_terms]) + "->" + "".join(result)
-    return np.asarray(np.einsum(spec, grad_out, *others, *helpers, optimize=True))
+    return spec, helpers
 
 
 def _next_letter(free: Iterator[str], subscripts: str) -> str:

@@ -5,8 +5,6 @@ product of ``grad_out`` with the other factors; written with ``matmul`` and
 ``einsum`` on Tensors, it is recorded like any forward computation.
 """
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from npgrad.arrays import Arr
@@ -15,7 +13,6 @@ from npgrad.higher_order.registry import GRAPH_BACK_FUNCS
 from npgrad.ops import (
     einsum,
     einsum_back,
-    einsum_labels,
     linear_back0,
     linear_back1,
     linear_back2,
@@ -26,7 +23,7 @@ from npgrad.ops import (
     reshape,
     sum,
 )
-from npgrad.ops.products import EINSUM_LETTERS
+from npgrad.ops.products import einsum_back_spec
 from npgrad.tensor import Tensor
 
 
@@ -55,65 +52,6 @@ def matmul_back1_graph(grad_out: Tensor, out: Tensor, x: Tensor | Arr, y: Tensor
     """``x.T @ grad_out`` (last two dimensions swapped), batch dimensions summed back."""
     x2, y2, grad2 = _as_2d(grad_out, as_tensor(x), y)
     return reshape(unbroadcast_to(matmul(_swap_last_two(x2), grad2), y2.shape), y.shape)
-
-
-def einsum_back_spec(
-    position: int, subscripts: str, shapes: list[tuple[int, ...]], dtype: np.dtype[np.generic]
-) -> tuple[str, list[Arr]]:
-    """The einsum that ``einsum_back`` evaluates for argument ``position``, and its helpers.
-
-    Returns ``spec`` and ``helpers`` such that the gradient is
-    ``einsum(spec, grad_out, *other_operands, *helpers)``: the same construction
-    as ``einsum_back`` (fresh letters tied by identity matrices for repeats,
-    ones for summed and broadcast letters), kept separate so the operands can
-    be Tensors.
-    """
-    terms, output = einsum_labels(subscripts, shapes)
-    index = position - 1
-    shape, term = shapes[index], terms[index]
-    sizes: dict[str, int] = {}
-    for other_term, other_shape in zip(terms, shapes, strict=True):
-        for letter, size in zip(other_term, other_shape, strict=True):
-            sizes[letter] = size if sizes.get(letter, 1) == 1 else sizes[letter]
-    free = iter(letter for letter in EINSUM_LETTERS if letter not in subscripts + "".join(terms))
-    result: list[str] = []
-    helper_terms: list[str] = []
-    helpers: list[Arr] = []
-    kept: list[str] = []
-    for axis, letter in enumerate(term):
-        if shape[axis] != sizes[letter]:
-            fresh = _next_letter(free, subscripts)
-            helper_terms.append(fresh)
-            helpers.append(np.ones(1, dtype=dtype))
-            result.append(fresh)
-        elif letter in kept:
-            fresh = _next_letter(free, subscripts)
-            helper_terms.append(letter + fresh)
-            helpers.append(np.eye(sizes[letter], dtype=dtype))
-            result.append(fresh)
-        else:
-            kept.append(letter)
-            result.append(letter)
-    other_terms = [other for k, other in enumerate(terms) if k != index]
-    other_shapes = [other for k, other in enumerate(shapes) if k != index]
-    full = set(output).union(*helper_terms)
-    for other_term, other_shape in zip(other_terms, other_shapes, strict=True):
-        full.update(
-            letter for letter, n in zip(other_term, other_shape, strict=True) if n == sizes[letter]
-        )
-    for letter in kept:
-        if letter not in full:
-            helper_terms.append(letter)
-            helpers.append(np.ones(sizes[letter], dtype=dtype))
-    spec = ",".join([output, *other_terms, *helper_terms]) + "->" + "".join(result)
-    return spec, helpers
-
-
-def _next_letter(free: Iterator[str], subscripts: str) -> str:
-    letter = next(free, None)
-    if letter is None:
-        raise ValueError(f"the gradient of einsum {subscripts!r} needs more than 52 letters")
-    return letter
 
 
 def einsum_back_graph(
