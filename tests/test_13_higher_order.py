@@ -311,6 +311,13 @@ def test_jvp_matches_pytorch() -> None:
     assert_allclose(product.array, to_numpy(t_product), rtol=1e-11, atol=1e-11)
 
 
+def test_jvp_of_a_float32_function_is_float32() -> None:
+    x = Tensor(np.array([0.5, 1.0, 2.0], dtype=np.float32))
+    out, product = jvp(lambda t: (t * t).exp(), x, Tensor(np.ones(3, dtype=np.float32)))
+    assert out.array.dtype == product.array.dtype == np.float32
+    assert_allclose(product.array, 2 * x.array * np.exp(x.array * x.array), rtol=1e-6)
+
+
 def test_hvp_and_jvp_check_their_vectors() -> None:
     x = Tensor(np.ones(3))
     with pytest.raises(ValueError, match=r"v\[0\] has shape \(2,\) but input 0 has shape \(3,\)"):

@@ -65,9 +65,10 @@ def jvp(
     leaves = [Tensor(point.array, requires_grad=True) for point in points]
     with set_grad_enabled(True):
         out = func(*leaves)
-        dummy = Tensor(np.zeros(out.shape, dtype=np.float64), requires_grad=True)
+        dtype = out.array.dtype if out.array.dtype.kind == "f" else np.float64  # as PyTorch's
         if not needs_grad(out):
-            return Tensor(out.array), Tensor(np.zeros(out.shape))
+            return Tensor(out.array), Tensor(np.zeros(out.shape, dtype=dtype))
+        dummy = Tensor(np.zeros(out.shape, dtype=dtype), requires_grad=True)
         transposed = grad(out, leaves, grad_outputs=dummy, create_graph=True, allow_unused=True)
         (product,) = _vector_products(transposed, vectors, [dummy])
     return Tensor(out.array), product
