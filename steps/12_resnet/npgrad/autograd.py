@@ -165,8 +165,9 @@ def _accumulate_into_leaf(leaf: Tensor, grad: Arr, copy: bool = True) -> None:
     float32 leaf that met float64 values on the way still gets a float32
     ``.grad``. The stored array is always one that nobody else holds: the
     incoming gradient may be a caller's array, a read-only broadcast view or
-    the very array another leaf receives, so it is copied, unless backprop
-    knows it is fresh (``copy=False``).
+    the very array another leaf receives, so it is copied (into an array laid
+    out like the leaf, whatever layout arrived), unless backprop knows it is
+    fresh (``copy=False``).
     """
     dtype = leaf.array.dtype if leaf.array.dtype.kind == "f" else grad.dtype
     if leaf.grad is None:
